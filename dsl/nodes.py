@@ -1,0 +1,217 @@
+"""The circuit graph: the one place that documents every node and edge attribute.
+
+A circuit is a `networkx.DiGraph` whose nodes are *families* of signals, not single signals, so
+a million pairwise ANDs cost a few numpy arrays rather than a million Python objects.
+
+Signals
+-------
+Every scalar signal has a global integer id:
+
+* ids `0 .. m-1` are the input features in declaration order (`input a, x[4];` gives a = 0,
+  x[0] = 1, ..., x[3] = 4). The id of an input is also its column in 0/1 input matrices.
+* ids `m` and `m + 1` are the constants 0 and 1 (node `const`).
+* every gate and every table output bit gets the next free ids, in creation order, so every
+  operand id is smaller than the id of the gate that reads it (the ids are a topological order).
+
+Nodes
+-----
+Node keys are strings. Every node has:
+
+    kind    one of INPUT, CONST, GATE, TABLE, WIRE, OUTPUT (module constants below)
+    label   short text for drawings
+    line, column   where in the source the node was defined (0 when not from source)
+
+Signal-holding nodes (INPUT, CONST, GATE, TABLE) also have:
+
+    first   first signal id of the node; the node holds ids first .. first + count - 1
+    count   number of signals (members) in the node
+
+INPUT  (key `input:NAME`)
+    name    the declared name
+    shape   () for a scalar input, (n,) for `x[n]`, (n1, n2) for `g[n1, n2]`
+CONST  (key `const`): first = m, count = 2; member 0 is constant 0, member 1 is constant 1.
+GATE   (key `g<seq>:<op>`): `count` gates of one operator, made by one operator of the source
+    op      one of OPS: 'not', 'and', 'or', 'xor', 'atleast', 'atmost', 'exactly', 'ite'
+    offsets int64 [count + 1]: gate j reads operands[offsets[j]:offsets[j + 1]]
+    operands int64 [nnz]: global signal ids. Sorted within a gate for every op but 'ite'
+            (whose three operands are condition, then-value, else-value, in that order).
+            Threshold gates are multisets: a repeated operand counts repeatedly.
+    k       int64 [count] for 'atleast' / 'atmost' / 'exactly' (gate j is 1 iff the number
+            of its operands equal to 1 is >= / <= / == k[j]); None for other ops.
+    Semantics: 'not' has one operand; 'and', 'or', 'xor' (parity) have two or more. The
+    language's maj(...) is stored as atleast(n // 2 + 1, ...). Gates are shared: the same op, k
+    and operands never make two gates. Constant operands never occur (they are folded).
+TABLE  (key `table:NAME`): a lookup table whose `count` output bits are signals
+    name, out_name  the table's name and its output family's name
+    inputs  int64 [w]: signal ids of the w input bits, in the order listed (bit i of a key)
+    keys    uint64 [R], sorted: row r matches when sum_i value(inputs[i]) << i == keys[r]
+    values  bool [R, count]: the row's output bits (False where don't care)
+    care    bool [R, count]: False where the row says '*'
+    default_values, default_care  bool [count]: the same for inputs matching no row
+WIRE / OUTPUT  (keys `wire:NAME`, `output:NAME`): a named family of signals, no ids of its own
+    name    the declared name
+    index   int64 [count, d]: the index tuple of each member (d = 0 for a scalar, one member)
+    drivers int64 [count]: the signal id of each member
+    shape   () for a scalar, else None (a family's index set is `index`, not a box)
+
+Edges
+-----
+An edge u -> v means some member of v reads some signal of u (an operand of a gate, an input
+bit of a table, a driver of a wire or output). Attribute:
+
+    refs    number of member-level references it stands for (operand slots, table inputs,
+            drivers)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+import networkx as nx
+import numpy as np
+
+INPUT, CONST, GATE, TABLE, WIRE, OUTPUT = "input", "const", "gate", "table", "wire", "output"
+OPS = ("not", "and", "or", "xor", "atleast", "atmost", "exactly", "ite")
+THRESHOLD_OPS = ("atleast", "atmost", "exactly")
+SIGNAL_KINDS = (INPUT, CONST, GATE, TABLE)
+
+
+def member_name(name: str, index) -> str:
+    """The user-visible name of one member: `a`, `x[3]`, `y[3,5]`."""
+    if len(index) == 0:
+        return name
+    return f"{name}[{','.join(str(int(i)) for i in index)}]"
+
+
+@dataclass
+class Circuit:
+    """An elaborated circuit: the graph plus flat arrays derived from it for fast evaluation.
+
+    Attributes:
+        name        circuit name
+        graph       the networkx.DiGraph documented above
+        n_inputs    m, the number of input features (= their signal ids 0 .. m-1)
+        sparsity    K from `sparsity K;`, or None when every assignment is allowed
+        n_signals   total number of signal ids
+        signal_nodes  keys of the signal-holding nodes in id order (a topological order)
+        output_nodes  keys of the OUTPUT nodes in declaration order
+        wire_nodes    keys of the WIRE nodes in declaration order
+        input_nodes   keys of the INPUT nodes in declaration order
+        file        source file, if any
+    """
+    name: str
+    graph: nx.DiGraph
+    n_inputs: int
+    sparsity: Optional[int]
+    n_signals: int
+    signal_nodes: list
+    output_nodes: list
+    wire_nodes: list
+    input_nodes: list
+    file: Optional[str] = None
+    _cache: dict = field(default_factory=dict, repr=False)
+
+    # ---- outputs
+    @property
+    def output_drivers(self) -> np.ndarray:
+        """int64 [n_outputs]: the signal driving each output, outputs in declaration order."""
+        if "drivers" not in self._cache:
+            parts = [self.graph.nodes[k]["drivers"] for k in self.output_nodes]
+            self._cache["drivers"] = (np.concatenate(parts) if parts
+                                      else np.zeros(0, dtype=np.int64))
+        return self._cache["drivers"]
+
+    @property
+    def n_outputs(self) -> int:
+        return int(self.output_drivers.shape[0])
+
+    def output_names(self, positions=None) -> list[str]:
+        """Names like `y[3,5]` of the outputs at `positions` (all outputs by default)."""
+        return self._member_names(self.output_nodes, positions)
+
+    def input_names(self, positions=None) -> list[str]:
+        """Names of input features (ids 0 .. m-1) at `positions` (all by default)."""
+        return self._member_names(self.input_nodes, positions)
+
+    def _member_names(self, keys, positions) -> list[str]:
+        starts, names, indexes = [], [], []
+        offset = 0
+        for key in keys:
+            data = self.graph.nodes[key]
+            index = data["index"] if "index" in data else _box_index(data["shape"])
+            starts.append(offset)
+            names.append(data["name"])
+            indexes.append(index)
+            offset += len(index)
+        if positions is None:
+            positions = range(offset)
+        starts = np.asarray(starts, dtype=np.int64)
+        result = []
+        for p in positions:
+            f = int(np.searchsorted(starts, p, side="right")) - 1
+            result.append(member_name(names[f], indexes[f][p - starts[f]]))
+        return result
+
+    # ---- inputs
+    def input_lookup(self) -> dict[str, int]:
+        """Map from every input member name (`a`, `x[3]`) to its feature id."""
+        if "input_lookup" not in self._cache:
+            self._cache["input_lookup"] = {n: i for i, n in enumerate(self.input_names())}
+        return self._cache["input_lookup"]
+
+    # ---- gates
+    def gate_nodes(self) -> list:
+        return [k for k in self.signal_nodes if self.graph.nodes[k]["kind"] == GATE]
+
+    def table_nodes(self) -> list:
+        return [k for k in self.signal_nodes if self.graph.nodes[k]["kind"] == TABLE]
+
+    @property
+    def n_gates(self) -> int:
+        return sum(self.graph.nodes[k]["count"] for k in self.gate_nodes())
+
+    @property
+    def n_wires(self) -> int:
+        return sum(self.graph.nodes[k]["count"] for k in self.wire_nodes)
+
+    @property
+    def has_dont_care(self) -> bool:
+        for key in self.table_nodes():
+            data = self.graph.nodes[key]
+            if not data["care"].all() or not data["default_care"].all():
+                return True
+        return False
+
+    def signal_depth(self) -> np.ndarray:
+        """int64 [n_signals]: gates (and tables) on the longest path from an input or constant."""
+        if "depth" not in self._cache:
+            depth = np.zeros(self.n_signals, dtype=np.int64)
+            for key in self.signal_nodes:
+                data = self.graph.nodes[key]
+                lo, hi = data["first"], data["first"] + data["count"]
+                if data["kind"] == GATE:
+                    reads = depth[data["operands"]]
+                    depth[lo:hi] = 1 + np.maximum.reduceat(reads, data["offsets"][:-1])
+                elif data["kind"] == TABLE:
+                    depth[lo:hi] = 1 + (depth[data["inputs"]].max() if len(data["inputs"]) else 0)
+            self._cache["depth"] = depth
+        return self._cache["depth"]
+
+    @property
+    def depth(self) -> int:
+        drivers = self.output_drivers
+        return int(self.signal_depth()[drivers].max()) if len(drivers) else 0
+
+    def node_of_signal(self, ids) -> np.ndarray:
+        """Index into `signal_nodes` of the node holding each signal id."""
+        firsts = np.array([self.graph.nodes[k]["first"] for k in self.signal_nodes])
+        return np.searchsorted(firsts, np.asarray(ids), side="right") - 1
+
+
+def _box_index(shape) -> np.ndarray:
+    """All index tuples of a box shape in row-major order, as int64 [count, d]."""
+    if len(shape) == 0:
+        return np.zeros((1, 0), dtype=np.int64)
+    grids = np.indices(shape).reshape(len(shape), -1).T
+    return grids.astype(np.int64)

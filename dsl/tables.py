@@ -1,0 +1,114 @@
+"""Lookup-table rows: parse inline rows and rows files into key / value / care arrays.
+
+A row `0110 -> 1*0` sets, for the input whose bits (first listed input first) read 0110, the
+outputs 1, don't care, 0. Keys pack input bit i (the i-th listed input) at bit position i of a
+uint64, so tables are at most 64 inputs wide. See sup-language.md, section Tables.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import SupError
+
+MAX_WIDTH = 64
+
+
+@dataclass
+class TableRows:
+    keys: np.ndarray            # uint64 [R], sorted
+    values: np.ndarray          # bool [R, N]
+    care: np.ndarray            # bool [R, N]
+    default_values: np.ndarray  # bool [N]
+    default_care: np.ndarray    # bool [N]
+
+
+def parse_output_bits(text: str, n_out: int, where) -> tuple[np.ndarray, np.ndarray]:
+    """(values, care) of one row's output bits; `*` alone means all don't care."""
+    if text == "*":
+        return np.zeros(n_out, bool), np.zeros(n_out, bool)
+    if len(text) != n_out:
+        raise where(f"the row has {len(text)} output bits, the table has {n_out} outputs")
+    chars = np.frombuffer(text.encode(), dtype=np.uint8)
+    return chars == ord("1"), chars != ord("*")
+
+
+def input_key(text: str, width: int, where) -> int:
+    if len(text) != width:
+        raise where(f"the row has {len(text)} input bits, the table has {width} inputs")
+    if "*" in text:
+        raise where("input bits must be 0 or 1 ('*' is only allowed in outputs)")
+    return int(text[::-1], 2) if text else 0
+
+
+def build(rows, width: int, n_out: int, max_rows: int) -> TableRows:
+    """Rows given as (inputs or None for default, outputs, line, column, error_factory)."""
+    keys, values, care, lines = [], [], [], []
+    default = None
+    for inputs, outputs, line, column, where in rows:
+        if inputs is None:
+            if default is not None:
+                raise where(f"a second default row (the first is at line {default[2]})")
+            default = (*parse_output_bits(outputs, n_out, where), line)
+            continue
+        if len(keys) >= max_rows:
+            raise where(f"more than {max_rows} rows (raise the limit with --max-elements)")
+        keys.append(input_key(inputs, width, where))
+        v, c = parse_output_bits(outputs, n_out, where)
+        values.append(v)
+        care.append(c)
+        lines.append((line, column, where))
+    key_arr = np.array(keys, dtype=np.uint64)
+    order = np.argsort(key_arr, kind="stable")
+    key_arr = key_arr[order]
+    repeat = np.flatnonzero(key_arr[1:] == key_arr[:-1])
+    if len(repeat):
+        first, second = sorted((order[repeat[0]], order[repeat[0] + 1]))
+        raise lines[second][2](f"two rows with the same input (the other is at line {lines[first][0]})")
+    n = len(keys)
+    val_arr = np.array(values, dtype=bool).reshape(n, n_out)[order]
+    care_arr = np.array(care, dtype=bool).reshape(n, n_out)[order]
+    if default is None:
+        dv, dc = np.zeros(n_out, bool), np.ones(n_out, bool)
+    else:
+        dv, dc = default[0], default[1]
+    return TableRows(key_arr, val_arr, care_arr, dv, dc)
+
+
+def read_rows_file(path: Path, width: int, n_out: int, max_rows: int,
+                   max_bytes: int) -> TableRows:
+    """Rows from a file: `INPUTBITS OUTPUTBITS` per line, `default OUTPUTBITS`, # comments."""
+    try:
+        size = path.stat().st_size
+        if size > max_bytes:
+            raise SupError(f"rows file is {size} bytes, more than the limit of {max_bytes} "
+                           "(raise it with --max-elements)", 1, 1, file=str(path))
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        raise SupError(f"cannot read rows file: {reason}", 1, 1, file=str(path)) from None
+
+    def at(line: int, column: int):
+        return lambda message: SupError(message, line, column, file=str(path), source=text)
+
+    rows = []
+    for number, raw in enumerate(text.splitlines(), start=1):
+        body = raw.split("#", 1)[0]
+        fields = body.split()
+        if not fields:
+            continue
+        column = len(body) - len(body.lstrip()) + 1
+        if len(fields) != 2:
+            raise at(number, column)("expected a row `INPUTBITS OUTPUTBITS` or `default OUTPUTBITS`")
+        first, second = fields
+        second_col = body.index(second, column - 1 + len(first)) + 1
+        if first != "default" and not set(first) <= set("01*"):
+            raise at(number, column)(f"'{first}' is not a row of input bits")
+        if not set(second) <= set("01*"):
+            raise at(number, second_col)(f"'{second}' is not a row of output bits")
+        inputs = None if first == "default" else first
+        rows.append((inputs, second, number, column, at(number, column)))
+    return build(rows, width, n_out, max_rows)
