@@ -35,7 +35,8 @@ class SupError(Exception):
     def format(self) -> str:
         """Render as `FILE:LINE:COL: error: MESSAGE`, the source line and a caret."""
         file = self.file or "<input>"
-        head = f"{file}:{self.line}:{self.column}: error: {self.message}"
+        where = f"{file}:{self.line}:{self.column}" if self.line > 0 else file
+        head = f"{where}: error: {self.message}"
         text = self._source_line()
         if text is None:
             return head

@@ -141,12 +141,12 @@ class GateBuilder:
         offsets, operands = csr.filter_values(offsets, operands, csr.first_of_run(offsets, operands))
         # x op !x: absorbing
         neg = self._negation_of(operands)
-        rows = csr.row_of_each(offsets)
-        width = np.int64(self.next_id + 1)
-        present = rows * width + operands
-        wanted = rows[neg >= 0] * width + neg[neg >= 0]
-        clash_rows = rows[neg >= 0][np.isin(wanted, present)]
-        result[clash_rows] = absorbing
+        if (neg >= 0).any():
+            rows = csr.row_of_each(offsets)
+            width = np.int64(self.next_id + 1)
+            present = rows * width + operands
+            wanted = rows[neg >= 0] * width + neg[neg >= 0]
+            result[rows[neg >= 0][np.isin(wanted, present)]] = absorbing
         lens = csr.lengths(offsets)
         open_ = result < 0
         result[open_ & (lens == 0)] = neutral
@@ -271,13 +271,13 @@ class GateBuilder:
             same = csr.rows_equal(offsets, operands, new, offsets, operands, rep)
             if k is not None:
                 same &= k[new] == k[rep]
-            makers = np.union1d(new[first], new[~same])  # first of each hash + collisions
+            is_maker = ~same  # a hash collision makes its own gate
+            is_maker[first] = True
+            makers = new[is_maker]
             ids = self._create(op, offsets, operands, k, makers)
-            id_of_row = np.full(len(hashes), -1, dtype=np.int64)
-            id_of_row[makers] = ids
             found[makers] = ids
-            rest = new[same & ~np.isin(new, makers)]
-            found[rest] = id_of_row[rep[np.searchsorted(new, rest)]]
+            copies = ~is_maker
+            found[new[copies]] = found[rep[copies]]
             self._index.insert(hashes[makers], ids)
         return found
 

@@ -1,0 +1,1 @@
+"""The `sup` command line, sitting above dsl, compiler, backends and verify."""

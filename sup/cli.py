@@ -1,0 +1,92 @@
+"""The `sup` command: argument parsing, loading circuits, and turning errors into exit codes.
+
+Contract: ../shared/sup-cli.md. Exit 0 success, 1 mismatch/counterexample, 2 bad input (with
+the `FILE:LINE:COL: error:` message), 3 undecided.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import dsl
+from dsl import SupError
+
+from . import frontend_cmds
+from .output import EXIT_BAD_INPUT, UsageError
+
+DESCRIPTION = """\
+sup compiles boolean feature circuits (.sup files) into ReLU networks and verifies them.
+
+  sup check FILE              parse and elaborate; print a summary
+  sup eval FILE --active a,x[3]   evaluate the reference semantics on one input
+  sup graph FILE -o OUT.dot   export the circuit graph (DOT or GraphML)
+
+Every subcommand takes --json (one JSON object on standard output).
+Exit status: 0 ok, 1 mismatch found, 2 bad input, 3 undecided.
+"""
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("file", metavar="FILE", help="circuit file (.sup)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--max-elements", type=int, default=dsl.Limits.max_elements,
+                        metavar="N", help="largest expansion, array, family or table the file may "
+                        f"ask for (default {dsl.Limits.max_elements:,}); raise it deliberately")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sup", description=DESCRIPTION,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    check = sub.add_parser("check", help="parse and elaborate a circuit; print a summary",
+                           description="Parse and elaborate FILE and print its inputs, outputs, "
+                           "wires, gates, depth, sparsity and the size of its input domain.")
+    _common(check)
+    check.set_defaults(run=frontend_cmds.cmd_check)
+
+    ev = sub.add_parser("eval", help="evaluate the reference semantics on one input",
+                        description="Evaluate every output of FILE on one input: the features "
+                        "listed with --active are 1, all others 0.")
+    _common(ev)
+    ev.add_argument("--active", default="", metavar="NAMES",
+                    help="comma-separated active input features, e.g. a,x[3] (default: none)")
+    ev.set_defaults(run=frontend_cmds.cmd_eval)
+
+    graph = sub.add_parser("graph", help="export the circuit graph (DOT or GraphML)",
+                           description="Write the circuit graph, one node per family of signals, "
+                           "as Graphviz DOT (.dot, .gv) or GraphML (.graphml).")
+    _common(graph)
+    graph.add_argument("-o", "--output", required=True, metavar="OUT",
+                       help="output file: .dot, .gv or .graphml")
+    graph.set_defaults(run=frontend_cmds.cmd_graph)
+    return parser
+
+
+def load_circuit(args):
+    limits = dsl.Limits(max_elements=args.max_elements,
+                        max_inputs=max(args.max_elements, dsl.Limits.max_inputs))
+    return dsl.load(args.file, limits)
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        circuit = load_circuit(args)
+        return args.run(args, circuit)
+    except SupError as err:
+        print(err.format(), file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except UsageError as err:
+        print(f"sup {args.command}: error: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
