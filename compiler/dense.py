@@ -1,0 +1,258 @@
+"""The `dense` target: exact lowering of every gate to ReLU neurons, layer by layer.
+
+For 0/1 inputs every neuron below takes integer values and every signal is exactly 0 or 1
+(s is the sum of a gate's operand values, n its arity, h the neurons listed):
+
+    and(n)          h = relu(s - (n-1))                       value h
+    or(n)           h = relu(1 - s)    (nor)                  value 1 - h
+    not             no neuron: readers use 1 - value
+    atleast(k)      h0 = relu(s - k + 1), h1 = relu(s - k)    value h0 - h1
+    atmost(k)       k = 0: h = relu(1 - s), value h; k = n-1: h = relu(s - k), value 1 - h;
+                    else h0 = relu(s - k), h1 = relu(s - k - 1), value 1 - h0 + h1
+    exactly(k)      k = 0: h = relu(1 - s), value h;
+                    else relu(s-k+1), relu(s-k), relu(s-k-1), value h0 - 2 h1 + h2
+    xor(n)          h_j = relu(s - j), j = 0..n-1,            value h_0 + sum_j 2(-1)^j h_j
+    ite(c, t, e)    h0 = relu(c + t - 1), h1 = relu(e - c)     value h0 + h1
+    table row r     h_r = relu(sum_i (2 b_ri - 1) x_i - (ones_r - 1)): 1 exactly on row r;
+                    output j = d_j + sum_r (v_rj - d_j) h_r  (d_j: the default, or for a
+                    don't-care default the majority value, so fewer weights)
+
+A signal read two or more layers above its own passes through one carry neuron relu(v) = v per
+layer in between. The read-out is affine in the last hidden layer, outputs exactly 0/1.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from dsl import csr
+from dsl.nodes import GATE, TABLE, Circuit
+
+from .forms import FormTable, combine, lookup
+from .levels import analyse
+from .network import CARRY, GATE_NEURON, TABLE_ROW, Layer, Network
+
+
+def compile_dense(circuit: Circuit) -> Network:
+    lv = analyse(circuit)
+    const0 = circuit.n_inputs
+    m = circuit.n_inputs
+    table = FormTable(np.arange(m, dtype=np.int64), np.arange(m + 1, dtype=np.int64),
+                      np.arange(m, dtype=np.int64), np.ones(m), np.zeros(m))
+    layers, width = [], m
+    for level in range(1, lv.depth + 1):
+        layer, table = _build_layer(circuit, lv, level, table, width, const0)
+        layers.append(layer)
+        width = layer.n_out
+    layers.append(_readout(circuit, lv, table, width, const0))
+    return Network("dense", m, layers, np.arange(m, dtype=np.int64),
+                   output_families=output_families(circuit),
+                   input_families=input_families(circuit),
+                   sparsity=circuit.sparsity, circuit_name=circuit.name)
+
+
+def output_families(circuit: Circuit) -> list:
+    return [(circuit.graph.nodes[k]["name"], circuit.graph.nodes[k]["index"])
+            for k in circuit.output_nodes]
+
+
+def input_families(circuit: Circuit) -> list:
+    out = []
+    for key in circuit.input_nodes:
+        data = circuit.graph.nodes[key]
+        shape = data["shape"]
+        index = (np.indices(shape).reshape(len(shape), -1).T.astype(np.int64) if shape
+                 else np.zeros((1, 0), np.int64))
+        out.append((data["name"], index))
+    return out
+
+
+class _LayerParts:
+    """Neurons of one layer being assembled: weights (COO), biases, roles, value forms."""
+
+    def __init__(self):
+        self.rows, self.cols, self.vals, self.bias = [], [], [], []
+        self.role, self.signal, self.part = [], [], []
+        self.form_sig, self.form_off, self.form_nrn, self.form_cf, self.form_const = [], [], [], [], []
+        self.count = 0
+
+    def add_neurons(self, rows, cols, vals, bias, role, signal, part) -> int:
+        first = self.count
+        self.rows.append(rows + first)
+        self.cols.append(cols)
+        self.vals.append(vals)
+        self.bias.append(bias)
+        self.role.append(np.full(len(bias), role, dtype=np.int8))
+        self.signal.append(signal)
+        self.part.append(part)
+        self.count += len(bias)
+        return first
+
+    def add_forms(self, signals, offsets, neurons, coefs, const) -> None:
+        self.form_sig.append(signals)
+        self.form_off.append(offsets)
+        self.form_nrn.append(neurons)
+        self.form_cf.append(coefs)
+        self.form_const.append(const)
+
+    def layer(self, n_in: int) -> Layer:
+        cat = lambda xs, dt: np.concatenate(xs).astype(dt) if xs else np.zeros(0, dt)  # noqa: E731
+        return Layer(n_in, self.count, cat(self.rows, np.int64), cat(self.cols, np.int64),
+                     cat(self.vals, np.float64), cat(self.bias, np.float64), True,
+                     cat(self.role, np.int8), cat(self.signal, np.int64), cat(self.part, np.int64))
+
+    def table(self) -> FormTable:
+        offsets, shift = [np.zeros(1, np.int64)], 0
+        for off in self.form_off:
+            offsets.append(off[1:] + shift)
+            shift += off[-1]
+        cat = lambda xs, dt: np.concatenate(xs).astype(dt) if xs else np.zeros(0, dt)  # noqa: E731
+        return FormTable.build(cat(self.form_sig, np.int64), np.concatenate(offsets),
+                               cat(self.form_nrn, np.int64), cat(self.form_cf, np.float64),
+                               cat(self.form_const, np.float64))
+
+
+def _build_layer(circuit, lv, level, prev_table, n_in, const0):
+    parts = _LayerParts()
+    for key in circuit.signal_nodes:
+        data = circuit.graph.nodes[key]
+        lo, hi = data["first"], data["first"] + data["count"]
+        here = lv.live[lo:hi] & (lv.level[lo:hi] == level)
+        if not here.any():
+            continue
+        if data["kind"] == GATE and data["op"] != "not":
+            _gate_neurons(parts, data, np.flatnonzero(here), prev_table, lv, const0)
+        elif data["kind"] == TABLE:
+            _table_neurons(parts, data, prev_table, lv, const0)
+    _carry_neurons(parts, lv, level, prev_table, const0)
+    return parts.layer(n_in), parts.table()
+
+
+def _gate_neurons(parts, data, members, prev_table, lv, const0) -> None:
+    op = data["op"]
+    offsets, operands = data["offsets"], data["operands"]
+    n = csr.lengths(offsets)[members]
+    k = data["k"][members] if data["k"] is not None else np.zeros(len(members), np.int64)
+    if op == "ite":
+        spec = _ite_spec(len(members))
+    else:
+        spec = _symmetric_spec(op, n, k)
+    neuron_member, bias, value_coef, value_const, slot_coef = spec
+    slot_off, slot_sig = csr.gather_rows(offsets, operands, members[neuron_member])
+    if op == "ite":
+        slot_cf = slot_coef.ravel()
+    else:
+        slot_cf = np.repeat(slot_coef, csr.lengths(slot_off)).astype(np.float64)
+    rows, cols, vals, total_bias = combine(slot_off, slot_sig, slot_cf, bias, prev_table,
+                                           lv.base, lv.negated, const0)
+    signal = data["first"] + members
+    part = np.arange(len(neuron_member)) - np.searchsorted(neuron_member, neuron_member)
+    first = parts.add_neurons(rows, cols, vals, total_bias, GATE_NEURON, signal[neuron_member], part)
+    per_member = np.bincount(neuron_member, minlength=len(members))
+    parts.add_forms(signal, csr.offsets_from_lengths(per_member),
+                    first + np.arange(len(neuron_member)), value_coef, value_const)
+
+
+def _symmetric_spec(op, n, k):
+    """Neurons of symmetric gates: (member of each neuron, bias, value coefficient, value
+    constant per member, sign of the operand sum in each neuron)."""
+    g = len(n)
+    if op == "and":
+        return np.arange(g), -(n - 1.0), np.ones(g), np.zeros(g), np.ones(g)
+    if op == "or":
+        return np.arange(g), np.ones(g), -np.ones(g), np.ones(g), -np.ones(g)
+    if op == "xor":
+        count = n
+    elif op == "atleast":
+        count = np.full(g, 2)
+    elif op == "atmost":
+        count = np.where((k == 0) | (k == n - 1), 1, 2)
+    else:  # exactly
+        count = np.where(k == 0, 1, 3)
+    member = np.repeat(np.arange(g), count)
+    p = np.arange(len(member)) - csr.offsets_from_lengths(count)[member]
+    nm, km, cm = n[member], k[member], count[member]
+    sign = np.ones(len(member))
+    if op == "xor":
+        bias = -p.astype(np.float64)
+        coef = np.where(p == 0, 1.0, 2.0 * (-1.0) ** p)
+        const = np.zeros(g)
+    elif op == "atleast":
+        bias = -km + 1.0 - p
+        coef = np.where(p == 0, 1.0, -1.0)
+        const = np.zeros(g)
+    elif op == "atmost":
+        single_zero = (cm == 1) & (km == 0)
+        single_nand = (cm == 1) & (km != 0)
+        sign = np.where(single_zero, -1.0, 1.0)
+        bias = np.where(single_zero, 1.0, np.where(single_nand, -(nm - 1.0), -km - p * 1.0))
+        coef = np.where(single_zero, 1.0, np.where(single_nand, -1.0, np.where(p == 0, -1.0, 1.0)))
+        const = np.where((count == 1) & (k == 0), 0.0, 1.0)
+    else:  # exactly
+        single = cm == 1
+        sign = np.where(single, -1.0, 1.0)
+        bias = np.where(single, 1.0, -km + 1.0 - p)
+        coef = np.where(single, 1.0, np.array([1.0, -2.0, 1.0])[np.minimum(p, 2)])
+        const = np.zeros(g)
+    return member, bias.astype(np.float64), coef, const, sign
+
+
+def _ite_spec(g: int):
+    member = np.repeat(np.arange(g), 2)
+    bias = np.tile([-1.0, 0.0], g)
+    coef = np.ones(2 * g)
+    slot = np.tile(np.array([[1.0, 1.0, 0.0], [-1.0, 0.0, 1.0]]), (g, 1))
+    return member, bias, coef, np.zeros(g), slot
+
+
+def _table_neurons(parts, data, prev_table, lv, const0) -> None:
+    keys, values, care = data["keys"], data["values"], data["care"]
+    inputs = data["inputs"]
+    w, count = len(inputs), data["count"]
+    default = _table_defaults(data)
+    differs = care & (values != default[None, :])           # [R, count]
+    rows = np.flatnonzero(differs.any(axis=1))
+    bits = ((keys[rows, None] >> np.arange(w, dtype=np.uint64)) & np.uint64(1)).astype(np.float64)
+    slot_off = csr.uniform(len(rows), w)
+    slot_sig = np.tile(inputs, len(rows))
+    slot_cf = (2.0 * bits - 1.0).ravel()
+    bias = -(bits.sum(axis=1) - 1.0)
+    r, c, v, b = combine(slot_off, slot_sig, slot_cf, bias, prev_table, lv.base, lv.negated, const0)
+    first = parts.add_neurons(r, c, v, b, TABLE_ROW, np.full(len(rows), data["first"]), rows)
+    out_rows, out_bits = np.nonzero(differs[rows].T)          # sorted by output bit
+    coefs = values[rows][out_bits, out_rows].astype(np.float64) - default[out_rows]
+    per_output = np.bincount(out_rows, minlength=count)
+    parts.add_forms(data["first"] + np.arange(count), csr.offsets_from_lengths(per_output),
+                    first + out_bits, coefs, default.astype(np.float64))
+
+
+def _table_defaults(data) -> np.ndarray:
+    """The value each output takes off the rows: the default, or where the default is don't
+    care, the majority value of the rows (so fewer rows need weights)."""
+    care, values = data["care"], data["values"]
+    ones = (care & values).sum(axis=0)
+    zeros = (care & ~values).sum(axis=0)
+    return np.where(data["default_care"], data["default_values"], ones > zeros)
+
+
+def _carry_neurons(parts, lv, level, prev_table, const0) -> None:
+    n = len(lv.base)
+    sig = np.arange(n)
+    carry = np.flatnonzero((lv.base == sig) & (lv.level < level) & (lv.need >= level)
+                           & (sig != const0) & (sig != const0 + 1))
+    if len(carry) == 0:
+        return
+    rows, cols, vals, bias = combine(csr.uniform(len(carry), 1), carry, np.ones(len(carry)),
+                                     np.zeros(len(carry)), prev_table, lv.base, lv.negated, const0)
+    first = parts.add_neurons(rows, cols, vals, bias, CARRY, carry, np.zeros(len(carry), np.int64))
+    parts.add_forms(carry, csr.uniform(len(carry), 1), first + np.arange(len(carry)),
+                    np.ones(len(carry)), np.zeros(len(carry)))
+
+
+def _readout(circuit, lv, table, n_in, const0) -> Layer:
+    drivers = circuit.output_drivers
+    n_out = len(drivers)
+    off, nrn, cf, const = lookup(table, drivers, lv.base, lv.negated, const0)
+    rows = csr.row_of_each(off)
+    keep = cf != 0
+    return Layer(n_in, n_out, rows[keep], nrn[keep], cf[keep], const.astype(np.float64), relu=False)
