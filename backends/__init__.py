@@ -1,1 +1,12 @@
-"""Placeholder package; filled by later issues."""
+"""Backends: run compiled networks (torch, CPU or CUDA) and store them (safetensors, ONNX).
+
+    from backends import SupModule, save, load
+    module = SupModule(net)                 # weights as buffers, .to(device) works
+    values = module.forward_active([[3, 17]])
+    save(net, "model.safetensors"); net2 = load("model.safetensors")
+"""
+
+from .serialize import ModelFileError, load, save
+from .torch_module import SupModule, default_device, to_module
+
+__all__ = ["ModelFileError", "SupModule", "default_device", "load", "save", "to_module"]

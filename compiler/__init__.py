@@ -1,1 +1,33 @@
-"""Placeholder package; filled by later issues."""
+"""Compiler: circuits (dsl) to ReLU networks, with exact accounting.
+
+    from compiler import compile_circuit, account
+    net = compile_circuit(circuit, target="dense")
+    account(net)["neurons"]
+
+Targets: `dense` (compiler/dense.py). The network representation is compiler/network.py.
+"""
+
+from __future__ import annotations
+
+from .accounting import account, format_accounting
+from .dense import compile_dense
+from .network import Layer, Network
+
+TARGETS = ("dense", "superposed", "conditional")
+
+
+class TargetUnavailable(Exception):
+    """The requested target is not implemented (yet)."""
+
+
+def compile_circuit(circuit, target: str = "dense", **options) -> Network:
+    if target == "dense":
+        return compile_dense(circuit)
+    if target in TARGETS:
+        raise TargetUnavailable(f"the '{target}' target is not available in this version; "
+                                "use --target dense")
+    raise TargetUnavailable(f"unknown target '{target}' (choose from {', '.join(TARGETS)})")
+
+
+__all__ = ["Layer", "Network", "TARGETS", "TargetUnavailable", "account", "compile_circuit",
+           "format_accounting"]

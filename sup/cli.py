@@ -7,12 +7,13 @@ the `FILE:LINE:COL: error:` message), 3 undecided.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 import dsl
 from dsl import SupError
 
-from . import frontend_cmds
+from . import compile_cmds, frontend_cmds
 from .output import EXIT_BAD_INPUT, UsageError
 
 DESCRIPTION = """\
@@ -21,6 +22,7 @@ sup compiles boolean feature circuits (.sup files) into ReLU networks and verifi
   sup check FILE              parse and elaborate; print a summary
   sup eval FILE --active a,x[3]   evaluate the reference semantics on one input
   sup graph FILE -o OUT.dot   export the circuit graph (DOT or GraphML)
+  sup compile FILE --target dense [-o MODEL]   compile to a ReLU network; print the accounting
 
 Every subcommand takes --json (one JSON object on standard output).
 Exit status: 0 ok, 1 mismatch found, 2 bad input, 3 undecided.
@@ -62,6 +64,17 @@ def build_parser() -> argparse.ArgumentParser:
     graph.add_argument("-o", "--output", required=True, metavar="OUT",
                        help="output file: .dot, .gv or .graphml")
     graph.set_defaults(run=frontend_cmds.cmd_graph)
+
+    comp = sub.add_parser("compile", help="compile to a ReLU network and print the accounting",
+                          description="Compile FILE to a ReLU network and print neurons, layers, "
+                          "parameters, operations per input and the mission's bounds at this "
+                          "size. With -o, save the network (safetensors plus JSON metadata).")
+    _common(comp)
+    comp.add_argument("--target", default="dense", choices=("dense", "superposed", "conditional"),
+                      help="dense: exact, one small group of neurons per gate (default)")
+    comp.add_argument("-o", "--output", metavar="MODEL",
+                      help="save the network to MODEL(.safetensors) and MODEL.json")
+    comp.set_defaults(run=compile_cmds.cmd_compile)
     return parser
 
 
@@ -83,6 +96,9 @@ def main(argv=None) -> int:
     except UsageError as err:
         print(f"sup {args.command}: error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except BrokenPipeError:  # output piped into `head` and closed early
+        sys.stdout = open(os.devnull, "w")
+        return 0
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

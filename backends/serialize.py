@@ -1,0 +1,126 @@
+"""Save and load networks: safetensors tensors plus JSON metadata, never pickle.
+
+`save(net, "model.safetensors")` writes every array of the network (per-layer COO weights,
+biases, neuron roles, the input map, the index arrays of the input and output families) as
+named tensors, and the rest (target, widths, names, threshold, sparsity, accounting) as JSON
+in the safetensors header's metadata. A `model.json` beside it repeats the metadata for people
+to read. `load` parses only that data: nothing in the file is ever executed.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+from safetensors import SafetensorError
+from safetensors.numpy import load_file, save_file
+
+from compiler.network import Layer, Network
+
+FORMAT = "sup-network"
+VERSION = 1
+LAYER_ARRAYS = ("rows", "cols", "vals", "bias", "role", "signal", "part")
+
+
+class ModelFileError(Exception):
+    """A model file that cannot be read as a sup network."""
+
+
+def model_path(path) -> Path:
+    path = Path(path)
+    return path if path.suffix == ".safetensors" else path.with_name(path.name + ".safetensors")
+
+
+def save(net: Network, path, extra: dict | None = None) -> Path:
+    path = model_path(path)
+    tensors = {"input_map": np.ascontiguousarray(net.input_map, dtype=np.int64)}
+    layers = []
+    for i, layer in enumerate(net.layers):
+        for name in LAYER_ARRAYS:
+            value = getattr(layer, name)
+            if value is not None:
+                tensors[f"layers.{i}.{name}"] = np.ascontiguousarray(value)
+        layers.append({"n_in": layer.n_in, "n_out": layer.n_out, "relu": layer.relu})
+    for prefix, families in (("outputs", net.output_families), ("inputs", net.input_families)):
+        for j, (_, index) in enumerate(families):
+            tensors[f"{prefix}.{j}.index"] = np.ascontiguousarray(index, dtype=np.int64)
+    meta = {
+        "format": FORMAT, "version": VERSION, "target": net.target, "n_inputs": net.n_inputs,
+        "threshold": net.threshold, "sparsity": net.sparsity, "circuit_name": net.circuit_name,
+        "layers": layers, "output_families": [n for n, _ in net.output_families],
+        "input_families": [n for n, _ in net.input_families], "meta": net.meta,
+        **(extra or {}),
+    }
+    text = json.dumps(meta, default=_json_default)
+    save_file(tensors, str(path), metadata={"sup": text})
+    path.with_suffix(".json").write_text(json.dumps(meta, indent=2, default=_json_default) + "\n")
+    return path
+
+
+def load(path) -> Network:
+    path = model_path(path)
+    try:
+        tensors = load_file(str(path))
+        meta = _read_metadata(path)
+    except (OSError, SafetensorError, ValueError) as exc:
+        raise ModelFileError(f"{path}: not a readable sup model ({exc})") from None
+    if meta.get("format") != FORMAT or meta.get("version") != VERSION:
+        raise ModelFileError(f"{path}: not a {FORMAT} version {VERSION} file")
+    try:
+        layers = []
+        for i, shape in enumerate(meta["layers"]):
+            arrays = {name: tensors.get(f"layers.{i}.{name}") for name in LAYER_ARRAYS}
+            layers.append(Layer(int(shape["n_in"]), int(shape["n_out"]), arrays["rows"],
+                                arrays["cols"], arrays["vals"], arrays["bias"], bool(shape["relu"]),
+                                arrays["role"], arrays["signal"], arrays["part"]))
+        outputs = [(name, tensors[f"outputs.{j}.index"])
+                   for j, name in enumerate(meta["output_families"])]
+        inputs = [(name, tensors[f"inputs.{j}.index"])
+                  for j, name in enumerate(meta["input_families"])]
+        net = Network(meta["target"], int(meta["n_inputs"]), layers, tensors["input_map"],
+                      float(meta["threshold"]), outputs, inputs, meta["sparsity"],
+                      meta["circuit_name"], meta.get("meta", {}))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelFileError(f"{path}: incomplete sup model ({exc})") from None
+    _check_consistent(net, path)
+    return net
+
+
+def _read_metadata(path: Path) -> dict:
+    from safetensors import safe_open
+    with safe_open(str(path), framework="numpy") as handle:
+        header = handle.metadata() or {}
+    if "sup" not in header:
+        raise ValueError("no sup metadata")
+    return json.loads(header["sup"])
+
+
+def _check_consistent(net: Network, path: Path) -> None:
+    """Reject files whose arrays do not fit their declared shapes (so later code cannot index
+    out of bounds on a crafted file)."""
+    width = net.layers[0].n_in if net.layers else 0
+    problems = []
+    if len(net.input_map) != net.n_inputs or (len(net.input_map) and
+                                              (net.input_map.min() < 0 or net.input_map.max() >= width)):
+        problems.append("input map does not fit the first layer")
+    for i, layer in enumerate(net.layers):
+        if i and layer.n_in != net.layers[i - 1].n_out:
+            problems.append(f"layer {i} width mismatch")
+        if not (len(layer.rows) == len(layer.cols) == len(layer.vals)) or len(layer.bias) != layer.n_out:
+            problems.append(f"layer {i} arrays disagree")
+        elif len(layer.rows) and (layer.rows.min() < 0 or layer.rows.max() >= layer.n_out
+                                  or layer.cols.min() < 0 or layer.cols.max() >= layer.n_in):
+            problems.append(f"layer {i} indices out of range")
+    if sum(len(index) for _, index in net.output_families) != net.n_outputs:
+        problems.append("output names do not match the read-out")
+    if problems:
+        raise ModelFileError(f"{path}: inconsistent sup model: {'; '.join(problems)}")
+
+
+def _json_default(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")

@@ -1,0 +1,154 @@
+"""A compiled network as a torch `nn.Module`, on CPU or CUDA.
+
+Weights are buffers (COO rows / cols / values and biases per layer), so `.to(device)` moves
+them and `state_dict()` saves them. Two forwards:
+
+* `forward(x)`: x is a [B, m] 0/1 matrix; each layer is a dense matmul when its dense matrix is
+  small, else a sparse CSR matmul.
+* `forward_active(active)`: active is a padded [B, K] LongTensor of active features (-1 =
+  none). The first layer adds the weight columns of the active features (a gather-and-sum of
+  k columns, never an m-wide input), then the other layers run as in `forward`.
+
+Large batches are cut into chunks so that one chunk's widest activation stays below
+`max_cells` numbers.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+import torch
+from torch import nn
+
+from compiler.network import Network
+
+DENSE_LIMIT = 1 << 22  # weights: a layer with at most this many dense entries is stored dense
+
+
+def default_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+class SupModule(nn.Module):
+    def __init__(self, net: Network, dtype: torch.dtype = torch.float32,
+                 device: Optional[torch.device | str] = None, max_cells: int = 1 << 24):
+        super().__init__()
+        self.net = net
+        self.threshold = net.threshold
+        self.max_cells = max_cells
+        self.n_inputs = net.n_inputs
+        self.register_buffer("input_map", torch.as_tensor(net.input_map, dtype=torch.long))
+        self.shapes = []
+        for i, layer in enumerate(net.layers):
+            self.register_buffer(f"rows{i}", torch.as_tensor(layer.rows, dtype=torch.long))
+            self.register_buffer(f"cols{i}", torch.as_tensor(layer.cols, dtype=torch.long))
+            self.register_buffer(f"vals{i}", torch.as_tensor(layer.vals, dtype=dtype))
+            self.register_buffer(f"bias{i}", torch.as_tensor(layer.bias, dtype=dtype))
+            self.shapes.append((layer.n_out, layer.n_in, layer.relu))
+        self._compiled = {}
+        self.to(device if device is not None else default_device())
+
+    # ------------------------------------------------------------ housekeeping
+    def _apply(self, fn, *args, **kwargs):
+        self._compiled = {}  # derived matrices follow the buffers' device and dtype
+        return super()._apply(fn, *args, **kwargs)
+
+    @property
+    def device(self) -> torch.device:
+        return self.input_map.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.bias0.dtype
+
+    def _weight(self, i: int):
+        """Layer i's weights as a dense [out, in] tensor or a sparse CSR tensor (cached)."""
+        if i not in self._compiled:
+            n_out, n_in, _ = self.shapes[i]
+            rows, cols, vals = (getattr(self, f"{n}{i}") for n in ("rows", "cols", "vals"))
+            if n_out * n_in <= DENSE_LIMIT:
+                w = torch.zeros(n_out, n_in, dtype=vals.dtype, device=vals.device)
+                w.index_put_((rows, cols), vals, accumulate=True)
+            else:
+                w = torch.sparse_coo_tensor(torch.stack([rows, cols]), vals, (n_out, n_in))
+                w = w.coalesce().to_sparse_csr()
+            self._compiled[i] = w
+        return self._compiled[i]
+
+    def _columns(self):
+        """Layer 0's weights by column (CSC): pointers, rows, values (cached)."""
+        if "csc" not in self._compiled:
+            n_out, n_in, _ = self.shapes[0]
+            order = torch.argsort(self.cols0 * n_out + self.rows0)
+            cols, rows, vals = self.cols0[order], self.rows0[order], self.vals0[order]
+            counts = torch.bincount(cols, minlength=n_in)
+            ptr = torch.zeros(n_in + 1, dtype=torch.long, device=cols.device)
+            ptr[1:] = torch.cumsum(counts, 0)
+            self._compiled["csc"] = (ptr, rows, vals)
+        return self._compiled["csc"]
+
+    # ------------------------------------------------------------ forward
+    def _layer(self, i: int, h: torch.Tensor) -> torch.Tensor:
+        n_out, n_in, relu = self.shapes[i]
+        w = self._weight(i)
+        if w.layout == torch.strided:
+            out = torch.addmm(getattr(self, f"bias{i}"), h, w.t())
+        else:
+            out = torch.sparse.mm(w, h.t()).t() + getattr(self, f"bias{i}")
+        return torch.relu(out) if relu else out
+
+    def _rest(self, h: torch.Tensor, start: int) -> torch.Tensor:
+        for i in range(start, len(self.shapes)):
+            h = self._layer(i, h)
+        return h
+
+    def _chunk(self) -> int:
+        widest = max(max(n_out, n_in) for n_out, n_in, _ in self.shapes)
+        return max(1, self.max_cells // max(widest, 1))
+
+    @torch.no_grad()
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Read-out values [B, n_outputs] for 0/1 features x [B, m]."""
+        x = torch.as_tensor(x, device=self.device).to(self.dtype)
+        outs = []
+        for start in range(0, x.shape[0], self._chunk()):
+            part = x[start:start + self._chunk()]
+            h = torch.zeros(part.shape[0], self.shapes[0][1], dtype=self.dtype, device=self.device)
+            h[:, self.input_map] = part
+            outs.append(self._rest(h, 0))
+        return torch.cat(outs) if outs else torch.zeros(0, self.shapes[-1][0], device=self.device)
+
+    @torch.no_grad()
+    def forward_active(self, active) -> torch.Tensor:
+        """Read-out values [B, n_outputs] for padded active-feature lists [B, K] (-1 = none)."""
+        active = torch.as_tensor(np.asarray(active) if not torch.is_tensor(active) else active,
+                                 dtype=torch.long, device=self.device)
+        if active.dim() == 1:
+            active = active[None, :]
+        outs = []
+        for start in range(0, active.shape[0], self._chunk()):
+            outs.append(self._rest(self._first_layer_active(active[start:start + self._chunk()]), 1))
+        return torch.cat(outs) if outs else torch.zeros(0, self.shapes[-1][0], device=self.device)
+
+    def _first_layer_active(self, active: torch.Tensor) -> torch.Tensor:
+        n_out, n_in, relu = self.shapes[0]
+        ptr, rows, vals = self._columns()
+        b_idx, slot = torch.nonzero(active >= 0, as_tuple=True)
+        cols = self.input_map[active[b_idx, slot]]
+        starts, counts = ptr[cols], ptr[cols + 1] - ptr[cols]
+        total = int(counts.sum())
+        out = self.bias0.expand(active.shape[0], n_out).clone()
+        if total:
+            which = torch.repeat_interleave(torch.arange(len(cols), device=self.device), counts)
+            offsets = torch.cumsum(counts, 0) - counts
+            entry = starts[which] + (torch.arange(total, device=self.device) - offsets[which])
+            out.index_put_((b_idx[which], rows[entry]), vals[entry], accumulate=True)
+        return torch.relu(out) if relu else out
+
+    def decide(self, values: torch.Tensor) -> torch.Tensor:
+        return values > self.threshold
+
+
+def to_module(net: Network, **kwargs) -> SupModule:
+    return SupModule(net, **kwargs)

@@ -1,0 +1,31 @@
+"""`sup compile`: compile a circuit, print the accounting, optionally save the network."""
+
+from __future__ import annotations
+
+import time
+
+from .output import UsageError, emit
+
+
+def cmd_compile(args, circuit) -> int:
+    from compiler import TargetUnavailable, account, compile_circuit, format_accounting
+
+    start = time.perf_counter()
+    try:
+        net = compile_circuit(circuit, target=args.target)
+    except TargetUnavailable as exc:
+        raise UsageError(str(exc)) from None
+    seconds = time.perf_counter() - start
+    info = account(net)
+    info["compile_seconds"] = round(seconds, 3)
+    text = format_accounting(info) + f"\ncompiled in {seconds:.2f} s"
+    if args.output:
+        from backends import save
+        try:
+            path = save(net, args.output, extra={"accounting": info})
+        except OSError as exc:
+            raise UsageError(f"cannot write {args.output}: {exc.strerror}") from None
+        info["model"] = str(path)
+        text += f"\nsaved {path} (metadata also in {path.with_suffix('.json')})"
+    emit(args, info, text)
+    return 0
