@@ -23,7 +23,10 @@ from torch import nn
 
 from compiler.network import Network
 
+from .delta import DeltaForward, DeltaResult
+
 DENSE_LIMIT = 1 << 22  # weights: a layer with at most this many dense entries is stored dense
+DELTA_WIDTH = 1 << 14  # layers wider than this make forward_active event-driven
 
 
 def default_device() -> torch.device:
@@ -71,7 +74,8 @@ class SupModule(nn.Module):
                 w = torch.zeros(n_out, n_in, dtype=vals.dtype, device=vals.device)
                 w.index_put_((rows, cols), vals, accumulate=True)
             else:
-                w = torch.sparse_coo_tensor(torch.stack([rows, cols]), vals, (n_out, n_in))
+                w = torch.sparse_coo_tensor(torch.stack([rows, cols]), vals, (n_out, n_in),
+                                        check_invariants=False)
                 w = w.coalesce().to_sparse_csr()
             self._compiled[i] = w
         return self._compiled[i]
@@ -89,14 +93,15 @@ class SupModule(nn.Module):
         return self._compiled["csc"]
 
     # ------------------------------------------------------------ forward
-    def _layer(self, i: int, h: torch.Tensor) -> torch.Tensor:
-        n_out, n_in, relu = self.shapes[i]
+    def _layer_pre(self, i: int, h: torch.Tensor) -> torch.Tensor:
         w = self._weight(i)
         if w.layout == torch.strided:
-            out = torch.addmm(getattr(self, f"bias{i}"), h, w.t())
-        else:
-            out = torch.sparse.mm(w, h.t()).t() + getattr(self, f"bias{i}")
-        return torch.relu(out) if relu else out
+            return torch.addmm(getattr(self, f"bias{i}"), h, w.t())
+        return torch.sparse.mm(w, h.t()).t() + getattr(self, f"bias{i}")
+
+    def _layer(self, i: int, h: torch.Tensor) -> torch.Tensor:
+        out = self._layer_pre(i, h)
+        return torch.relu(out) if self.shapes[i][2] else out
 
     def _rest(self, h: torch.Tensor, start: int) -> torch.Tensor:
         for i in range(start, len(self.shapes)):
@@ -119,13 +124,32 @@ class SupModule(nn.Module):
             outs.append(self._rest(h, 0))
         return torch.cat(outs) if outs else torch.zeros(0, self.shapes[-1][0], device=self.device)
 
+    def _as_active(self, active) -> torch.Tensor:
+        if not torch.is_tensor(active):
+            active = _pad(active)
+        active = torch.as_tensor(active, dtype=torch.long, device=self.device)
+        return active[None, :] if active.dim() == 1 else active
+
+    @torch.no_grad()
+    def forward_delta(self, active) -> DeltaResult:
+        """Read-out of padded active-feature lists [B, K] as the all-zero input's read-out plus
+        the entries that differ: cost proportional to the weights the input touches."""
+        if "delta" not in self._compiled:
+            self._compiled["delta"] = DeltaForward(self)
+        return self._compiled["delta"].run(self._as_active(active))
+
+    @property
+    def prefers_delta(self) -> bool:
+        """Wide layers: the event-driven forward beats dense activations."""
+        return max(n_out for n_out, _, _ in self.shapes) > DELTA_WIDTH
+
     @torch.no_grad()
     def forward_active(self, active) -> torch.Tensor:
         """Read-out values [B, n_outputs] for padded active-feature lists [B, K] (-1 = none)."""
-        active = torch.as_tensor(np.asarray(active) if not torch.is_tensor(active) else active,
-                                 dtype=torch.long, device=self.device)
-        if active.dim() == 1:
-            active = active[None, :]
+        active = self._as_active(active)
+        if self.prefers_delta:
+            return torch.cat([self.forward_delta(active[s:s + self._chunk()]).dense()
+                              for s in range(0, active.shape[0], self._chunk())])
         outs = []
         for start in range(0, active.shape[0], self._chunk()):
             outs.append(self._rest(self._first_layer_active(active[start:start + self._chunk()]), 1))
@@ -152,3 +176,12 @@ class SupModule(nn.Module):
 
 def to_module(net: Network, **kwargs) -> SupModule:
     return SupModule(net, **kwargs)
+
+
+def _pad(rows) -> np.ndarray:
+    """Padded int64 [B, K] (-1 = none) from a list of lists of active features."""
+    rows = [list(r) for r in rows]
+    out = np.full((len(rows), max(1, max((len(r) for r in rows), default=0))), -1, dtype=np.int64)
+    for i, r in enumerate(rows):
+        out[i, :len(r)] = r
+    return out

@@ -74,6 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="dense: exact, one small group of neurons per gate (default)")
     comp.add_argument("-o", "--output", metavar="MODEL",
                       help="save the network to MODEL(.safetensors) and MODEL.json")
+    comp.add_argument("--onnx", metavar="OUT.onnx",
+                      help="also export the dense form as ONNX (needs the onnx package)")
     comp.set_defaults(run=compile_cmds.cmd_compile)
     return parser
 

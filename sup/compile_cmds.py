@@ -27,5 +27,15 @@ def cmd_compile(args, circuit) -> int:
             raise UsageError(f"cannot write {args.output}: {exc.strerror}") from None
         info["model"] = str(path)
         text += f"\nsaved {path} (metadata also in {path.with_suffix('.json')})"
+    if args.onnx:
+        from backends.onnx_export import OnnxUnavailable, export_onnx
+        try:
+            export_onnx(net, args.onnx)
+        except OnnxUnavailable as exc:
+            raise UsageError(str(exc)) from None
+        except OSError as exc:
+            raise UsageError(f"cannot write {args.onnx}: {exc.strerror}") from None
+        info["onnx"] = args.onnx
+        text += f"\nexported {args.onnx}"
     emit(args, info, text)
     return 0
