@@ -13,7 +13,7 @@ import sys
 import dsl
 from dsl import SupError
 
-from . import compile_cmds, frontend_cmds
+from . import compile_cmds, frontend_cmds, verify_cmds
 from .output import EXIT_BAD_INPUT, UsageError
 
 DESCRIPTION = """\
@@ -23,6 +23,7 @@ sup compiles boolean feature circuits (.sup files) into ReLU networks and verifi
   sup eval FILE --active a,x[3]   evaluate the reference semantics on one input
   sup graph FILE -o OUT.dot   export the circuit graph (DOT or GraphML)
   sup compile FILE --target dense [-o MODEL]   compile to a ReLU network; print the accounting
+  sup verify FILE [--model MODEL | --target T] --method exhaustive|smt|sample
 
 Every subcommand takes --json (one JSON object on standard output).
 Exit status: 0 ok, 1 mismatch found, 2 bad input, 3 undecided.
@@ -77,6 +78,34 @@ def build_parser() -> argparse.ArgumentParser:
     comp.add_argument("--onnx", metavar="OUT.onnx",
                       help="also export the dense form as ONNX (needs the onnx package)")
     comp.set_defaults(run=compile_cmds.cmd_compile)
+
+    ver = sub.add_parser("verify", help="check a network against the circuit on its domain",
+                         description="Check a network against FILE's reference semantics. "
+                         "exhaustive: every input of the domain (split with --shard, combine "
+                         "with --merge); smt: z3 proofs per output over exact reals; sample: "
+                         "random and aimed inputs with an upper bound on the error rate (never "
+                         "'verified'). Exit 0 verified, 1 counterexample, 3 undecided.")
+    _common(ver)
+    src = ver.add_mutually_exclusive_group()
+    src.add_argument("--model", metavar="MODEL", help="a network saved by sup compile -o")
+    src.add_argument("--target", choices=("dense", "superposed", "conditional"),
+                     help="compile in memory first (default: dense)")
+    ver.add_argument("--method", default="auto", choices=("auto", "exhaustive", "smt", "sample"),
+                     help="auto: exhaustive up to 200M inputs, else sample (default)")
+    ver.add_argument("--shard", metavar="I/N", help="exhaustive: check only part I of N")
+    ver.add_argument("--merge", nargs="+", metavar="REPORT",
+                     help="combine shard reports (written with --report) into one verdict")
+    ver.add_argument("--report", metavar="OUT.json", help="also write the report to a file")
+    ver.add_argument("--batch", type=int, default=1 << 16, help="inputs per batch (exhaustive)")
+    ver.add_argument("--max-counterexamples", type=int, default=20, metavar="N")
+    ver.add_argument("--timeout", type=float, default=10.0, metavar="SECONDS",
+                     help="smt: time limit per output query (default 10)")
+    ver.add_argument("--samples", type=int, default=100_000, help="sample: inputs to draw")
+    ver.add_argument("--seed", type=int, default=0, help="sample: random seed")
+    ver.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
+                     help="where the network runs (auto: CUDA when available)")
+    ver.add_argument("--dtype", default="float32", choices=("float32", "float64"))
+    ver.set_defaults(run=verify_cmds.cmd_verify)
     return parser
 
 

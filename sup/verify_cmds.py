@@ -1,0 +1,124 @@
+"""`sup verify`: check a network (saved, or compiled in memory) against the circuit."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from dsl.domain import SparseDomain, parse_shard
+
+from .output import EXIT_MISMATCH, EXIT_OK, EXIT_UNDECIDED, UsageError, emit
+
+AUTO_EXHAUSTIVE_LIMIT = 200_000_000
+
+
+def _network(args, circuit):
+    from backends import ModelFileError, load
+    from compiler import TargetUnavailable, compile_circuit
+    if args.model:
+        try:
+            net = load(args.model)
+        except ModelFileError as exc:
+            raise UsageError(str(exc)) from None
+        if net.n_inputs != circuit.n_inputs or net.output_names() != circuit.output_names():
+            raise UsageError(f"the model {args.model} was not compiled from this circuit "
+                             "(inputs or output names differ)")
+        return net
+    try:
+        return compile_circuit(circuit, target=args.target or "dense")
+    except TargetUnavailable as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _module(args, net):
+    import torch
+    from backends import SupModule
+    if args.device == "cuda" and not torch.cuda.is_available():
+        raise UsageError("--device cuda: no CUDA device is available")
+    device = None if args.device == "auto" else args.device
+    dtype = torch.float64 if args.dtype == "float64" else torch.float32
+    return SupModule(net, dtype=dtype, device=device)
+
+
+def _method(args, circuit) -> str:
+    if args.method != "auto":
+        return args.method
+    size = SparseDomain(circuit.n_inputs, circuit.sparsity).size
+    return "exhaustive" if size <= AUTO_EXHAUSTIVE_LIMIT else "sample"
+
+
+def cmd_verify(args, circuit) -> int:
+    from verify import merge, verify_exhaustive, verify_sample, verify_smt
+    from verify.report import fingerprint
+
+    if args.merge:
+        return _finish(args, _merge(args, merge))
+    net = _network(args, circuit)
+    module = _module(args, net)
+    method = _method(args, circuit)
+    progress = not args.json
+    if method == "exhaustive":
+        try:
+            shard = parse_shard(args.shard) if args.shard else (1, 1)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+        report = verify_exhaustive(circuit, module, shard=shard, batch=args.batch,
+                                   max_counterexamples=args.max_counterexamples, progress=progress)
+    elif method == "smt":
+        report = verify_smt(circuit, net, module, timeout_ms=int(args.timeout * 1000),
+                            max_counterexamples=args.max_counterexamples, progress=progress)
+    else:
+        report = verify_sample(circuit, module, samples=args.samples, seed=args.seed,
+                               max_counterexamples=args.max_counterexamples, progress=progress)
+    report["circuit_sha"] = fingerprint(args.file)
+    if args.model:
+        from backends.serialize import model_path
+        report["model_sha"] = fingerprint(model_path(args.model))
+    else:
+        report["model_sha"] = f"target:{net.target}"
+    report["target"] = net.target
+    return _finish(args, report)
+
+
+def _merge(args, merge):
+    reports = []
+    for path in args.merge:
+        try:
+            reports.append(json.loads(Path(path).read_text()))
+        except (OSError, ValueError) as exc:
+            raise UsageError(f"cannot read report {path}: {exc}") from None
+    try:
+        return merge(reports)
+    except (ValueError, KeyError) as exc:
+        raise UsageError(f"cannot merge: {exc}") from None
+
+
+def _finish(args, report: dict) -> int:
+    if args.report:
+        Path(args.report).write_text(json.dumps(report, indent=2) + "\n")
+    emit(args, report, _text(report))
+    return {True: EXIT_OK, False: EXIT_MISMATCH, None: EXIT_UNDECIDED}[report["verified"]]
+
+
+def _text(r: dict) -> str:
+    verdict = {True: "VERIFIED", False: "COUNTEREXAMPLE FOUND", None: "UNDECIDED"}[r["verified"]]
+    lines = [f"{verdict} ({r['method']})"]
+    if r.get("inputs_checked") is not None:
+        lines.append(f"inputs checked     {r['inputs_checked']:,} of {r.get('domain_size', '?'):,}"
+                     if isinstance(r.get("domain_size"), int) else
+                     f"inputs checked     {r['inputs_checked']:,}")
+    lines.append(f"outputs checked    {r['outputs_checked']:,}")
+    if r.get("min_margin") is not None:
+        lines.append(f"min margin         {r['min_margin']:.6g}")
+    for key, label in (("failing_inputs", "failing inputs"), ("outputs_undecided", "undecided outputs"),
+                       ("outputs_flagged", "flagged (thin margin)"),
+                       ("error_rate_upper_bound", "error rate <= (95%)"),
+                       ("inputs_per_second", "inputs per second")):
+        if r.get(key) is not None:
+            lines.append(f"{label:<19}{r[key]:,}" if isinstance(r[key], int) else f"{label:<19}{r[key]:.4g}")
+    lines.append(f"seconds            {r['seconds']:.2f}")
+    for c in r["counterexamples"][:10]:
+        lines.append(f"  input {{{', '.join(c['active'])}}}: wrong {', '.join(c['wrong'][:8])}")
+    if r.get("note"):
+        lines.append(f"note: {r['note']}")
+    return "\n".join(lines)

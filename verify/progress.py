@@ -1,0 +1,15 @@
+"""Progress bars for long checks (tqdm on standard error, off when not a terminal)."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+
+
+@contextlib.contextmanager
+def progress_bar(total: int, unit: str, enabled: bool = True):
+    from tqdm import tqdm
+    show = enabled and sys.stderr.isatty()
+    with tqdm(total=total, unit=unit, unit_scale=True, disable=not show, file=sys.stderr,
+              dynamic_ncols=True, smoothing=0.1) as bar:
+        yield bar

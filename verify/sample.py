@@ -1,0 +1,131 @@
+"""Sampling for domains too large to enumerate. Never reports "verified".
+
+Two samplers, half the budget each:
+* uniform: ranks drawn uniformly from the whole domain (dsl/domain.py), so the failure rate
+  estimate is about the domain's uniform distribution;
+* aimed: inputs that share features with an output's support (the input features in its
+  circuit cone): pick an output, activate a random non-empty subset of its support (up to K),
+  fill the rest of the budget with random features. These hit the cases where an output
+  should fire or nearly fires, which uniform sampling at large m almost never does.
+
+The report gives the failures found (replayed counterexamples, same checker as exhaustive) and
+an exact one-sided Clopper-Pearson upper confidence bound on the uniform failure rate.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+
+from dsl.domain import SparseDomain
+
+from .cones import SignalIndex, signal_cone
+from .exhaustive import ExhaustiveCheck
+from .progress import progress_bar
+
+
+def _log_binom_cdf(x: int, n: int, p: float) -> float:
+    """log P[Bin(n, p) <= x]."""
+    if p <= 0:
+        return 0.0
+    if p >= 1:
+        return 0.0 if x >= n else -math.inf
+    terms = [math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n - i + 1)
+             + i * math.log(p) + (n - i) * math.log1p(-p) for i in range(x + 1)]
+    top = max(terms)
+    return top + math.log(sum(math.exp(t - top) for t in terms))
+
+
+def upper_bound(failures: int, n: int, confidence: float = 0.95) -> float:
+    """Clopper-Pearson: the largest p with P[Bin(n, p) <= failures] >= 1 - confidence."""
+    if n == 0:
+        return 1.0
+    if failures >= n:
+        return 1.0
+    target = math.log(1 - confidence)
+    lo, hi = failures / n, 1.0
+    for _ in range(100):
+        mid = (lo + hi) / 2
+        if _log_binom_cdf(failures, n, mid) > target:
+            lo = mid
+        else:
+            hi = mid
+    return hi
+
+
+def uniform_inputs(domain: SparseDomain, count: int, rng) -> np.ndarray:
+    if domain.fits_int64:
+        ranks = rng.integers(0, domain.size, size=count, dtype=np.int64)
+        return domain.unrank(ranks)
+    # huge domains: weight by C(m, j), then a uniform j-subset
+    weights = np.array([float(w) for w in domain.weights_count()])
+    sizes = rng.choice(len(weights), size=count, p=weights / weights.sum())
+    out = np.full((count, max(domain.max_weight, 1)), -1, dtype=np.int64)
+    for i, j in enumerate(sizes):
+        out[i, :j] = np.sort(rng.choice(domain.m, size=j, replace=False))
+    return out
+
+
+def aimed_inputs(circuit, count: int, rng) -> np.ndarray:
+    m, k = circuit.n_inputs, circuit.sparsity if circuit.sparsity is not None else circuit.n_inputs
+    width = max(1, min(k, m))
+    index = SignalIndex(circuit)
+    drivers = circuit.output_drivers
+    out = np.full((count, width), -1, dtype=np.int64)
+    support_cache = {}
+    for i in range(count):
+        o = int(rng.integers(len(drivers))) if len(drivers) else 0
+        if o not in support_cache:
+            cone = signal_cone(index, int(drivers[o])) if len(drivers) else []
+            support_cache[o] = np.array([s for s in cone if s < m], dtype=np.int64)
+        support = support_cache[o]
+        chosen = set()
+        if len(support) and width:
+            take = int(rng.integers(1, min(width, len(support)) + 1))
+            chosen.update(rng.choice(support, size=take, replace=False).tolist())
+        extra = int(rng.integers(0, width - len(chosen) + 1)) if width > len(chosen) else 0
+        while len(chosen) < min(width, len(chosen) + extra) and m:
+            chosen.add(int(rng.integers(m)))
+        row = sorted(chosen)[:width]
+        out[i, :len(row)] = row
+    return out
+
+
+def verify_sample(circuit, module, samples: int = 100_000, seed: int = 0, batch: int = 1 << 14,
+                  confidence: float = 0.95, max_counterexamples: int = 20,
+                  progress: bool = True) -> dict:
+    start = time.perf_counter()
+    rng = np.random.default_rng(seed)
+    domain = SparseDomain(circuit.n_inputs, circuit.sparsity)
+    n_uniform = samples - samples // 2
+    results = {}
+    with progress_bar(samples, "inputs", enabled=progress) as bar:
+        for name, count, make in (("uniform", n_uniform, lambda n: uniform_inputs(domain, n, rng)),
+                                  ("aimed", samples // 2, lambda n: aimed_inputs(circuit, n, rng))):
+            check = ExhaustiveCheck(circuit, module, max_counterexamples)
+            done = 0
+            while done < count:
+                n = min(batch, count - done)
+                check.check(make(n))
+                done += n
+                bar.update(n)
+            results[name] = check
+    uni, aim = results["uniform"], results["aimed"]
+    failing = uni.failing + aim.failing
+    margins = [m for m in (uni.margin, aim.margin) if m is not None]
+    return {
+        "verified": False if failing else None, "method": "sample",
+        "inputs_checked": uni.inputs + aim.inputs, "outputs_checked": uni.outputs + aim.outputs,
+        "failing_inputs": failing,
+        "counterexamples": (uni.counterexamples + aim.counterexamples)[:max_counterexamples],
+        "min_margin": min(margins) if margins else None,
+        "uniform_samples": uni.inputs, "uniform_failures": uni.failing,
+        "aimed_samples": aim.inputs, "aimed_failures": aim.failing,
+        "error_rate_upper_bound": upper_bound(uni.failing, uni.inputs, confidence),
+        "confidence": confidence, "domain_size": domain.size,
+        "note": "sampling never proves correctness; the bound is on the failure rate of a "
+                "uniformly random input of the domain",
+        "seconds": round(time.perf_counter() - start, 3), "seed": seed,
+    }

@@ -1,0 +1,307 @@
+"""SMT proofs with z3: each output of a network equals its specification on the whole domain.
+
+Per output (decomposition), only that output's cone is encoded:
+
+* inputs: one Bool per feature in the cone; the sparsity promise `sparsity K;` becomes
+  AtMost(cone features, K) (features outside the cone can be taken 0, so this is exact);
+* the network: each neuron h = If(pre > 0, pre, 0) over the reals, pre = sum w h' + b with the
+  weights stored in the torch module (float32 by default) converted to exact rationals;
+* the specification: the circuit's gates over the cone, in ternary form (value, known) when
+  the circuit has don't-care bits, else plain Booleans;
+* the query: known and the read-out is on the wrong side of the threshold, or within the
+  output's float rounding bound delta of it (an interval bound of the forward's rounding error
+  in the module's dtype). unsat proves the output correct over exact reals with margin > delta,
+  so float evaluation cannot flip it. sat: the exact query (without delta) decides whether it is
+  a real counterexample or only a thin margin (then the output is *flagged*).
+
+A counterexample is reported only after it is replayed on the torch module and the reference;
+time-outs, `unknown` and models that do not replay are reported as undecided, never verified.
+"""
+
+from __future__ import annotations
+
+import time
+from fractions import Fraction
+
+import numpy as np
+import z3
+
+from dsl import csr
+from dsl.nodes import CONST, GATE, INPUT, TABLE
+from dsl.semantics import DONT_CARE, evaluate_active
+
+from .cones import SignalIndex, network_cone, signal_cone
+from .progress import progress_bar
+
+
+def _real(x: float):
+    f = Fraction(float(x))
+    return z3.RealVal(f"{f.numerator}/{f.denominator}")
+
+
+# ================================================================ float rounding bounds
+
+def rounding_bounds(layers, unit_roundoff: float) -> np.ndarray:
+    """Per read-out row, a bound on |float forward - exact forward| for 0/1 inputs.
+
+    Interval bound S_L = |W| S_{L-1} + |b| on sum |w h| + |b| (inputs bounded by 1), and error
+    E_L = |W| E_{L-1} + gamma_n S_L with gamma_n = n u / (1 - n u), n the largest fan-in + 1.
+    """
+    s = np.ones(layers[0]["n_in"])
+    e = np.zeros(layers[0]["n_in"])
+    for layer in layers:
+        rows, cols, vals, bias = layer["rows"], layer["cols"], np.abs(layer["vals"]), np.abs(layer["bias"])
+        fan_in = np.bincount(rows, minlength=layer["n_out"]).max(initial=0) + 1
+        gamma = fan_in * unit_roundoff / (1 - fan_in * unit_roundoff)
+        s_new = np.bincount(rows, weights=vals * s[cols], minlength=layer["n_out"]) + bias
+        e = np.bincount(rows, weights=vals * e[cols], minlength=layer["n_out"]) + gamma * s_new
+        s = s_new
+    return e
+
+
+def module_layers(module) -> list[dict]:
+    """The weights exactly as the module stores them (its dtype), as float64 numpy arrays."""
+    out = []
+    for i, (n_out, n_in, relu) in enumerate(module.shapes):
+        get = lambda name: getattr(module, f"{name}{i}").detach().cpu()  # noqa: E731
+        out.append({"n_out": n_out, "n_in": n_in, "relu": relu,
+                    "rows": get("rows").numpy(), "cols": get("cols").numpy(),
+                    "vals": get("vals").double().numpy(), "bias": get("bias").double().numpy()})
+    return out
+
+
+# ================================================================ encoders
+
+class _Spec:
+    """z3 encoding of the circuit's signals: (value, known) pairs, cached per signal."""
+
+    def __init__(self, circuit, features: dict):
+        self.circuit = circuit
+        self.index = SignalIndex(circuit)
+        self.ternary = circuit.has_dont_care
+        self.features = features
+        self.cache = {}
+        self.table_cache = {}
+
+    def feature(self, f: int):
+        if f not in self.features:
+            self.features[f] = z3.Bool(f"x{f}")
+        return self.features[f]
+
+    def signal(self, driver: int):
+        for sig in signal_cone(self.index, driver):
+            if sig not in self.cache:
+                self.cache[sig] = self._encode(sig)
+        return self.cache[driver]
+
+    def _encode(self, sig: int):
+        data, local = self.index.node(sig)
+        kind = data["kind"]
+        if kind == INPUT:
+            return self.feature(sig), z3.BoolVal(True)
+        if kind == CONST:
+            return z3.BoolVal(local == 1), z3.BoolVal(True)
+        if kind == TABLE:
+            return self._table(data)[local]
+        ops = data["operands"][data["offsets"][local]:data["offsets"][local + 1]]
+        args = [self.cache[int(o)] for o in ops]
+        k = None if data["k"] is None else int(data["k"][local])
+        return self._gate(data["op"], args, k)
+
+    def _gate(self, op, args, k):
+        vals = [a[0] for a in args]
+        if not self.ternary:
+            true = z3.BoolVal(True)
+            if op == "not":
+                return z3.Not(vals[0]), true
+            if op == "and":
+                return z3.And(vals), true
+            if op == "or":
+                return z3.Or(vals), true
+            if op == "xor":
+                acc = vals[0]
+                for v in vals[1:]:
+                    acc = z3.Xor(acc, v)
+                return acc, true
+            if op == "ite":
+                return z3.If(vals[0], vals[1], vals[2]), true
+            pb = {"atleast": z3.PbGe, "atmost": z3.PbLe, "exactly": z3.PbEq}[op]
+            return pb([(v, 1) for v in vals], k), true
+        known = [a[1] for a in args]
+        if op == "not":
+            return z3.Not(vals[0]), known[0]
+        if op == "ite":
+            (c, ck), (t, tk), (e, ek) = args
+            value = z3.If(ck, z3.If(c, t, e), t)
+            know = z3.If(ck, z3.If(c, tk, ek), z3.And(tk, ek, t == e))
+            return value, know
+        if op == "xor":
+            acc = vals[0]
+            for v in vals[1:]:
+                acc = z3.Xor(acc, v)
+            return acc, z3.And(known)
+        lo = z3.Sum([z3.If(z3.And(v, kn), 1, 0) for v, kn in zip(vals, known)])
+        hi = lo + z3.Sum([z3.If(kn, 0, 1) for kn in known])
+        n = len(vals)
+        if op in ("and", "or"):
+            op, k = "atleast", (n if op == "and" else 1)
+        if op == "atleast":
+            yes, no = lo >= k, hi < k
+        elif op == "atmost":
+            yes, no = hi <= k, lo > k
+        else:
+            yes, no = z3.And(lo == k, hi == k), z3.Or(lo > k, hi < k)
+        return yes, z3.Or(yes, no)
+
+    def _table(self, data):
+        key = data["first"]
+        if key in self.table_cache:
+            return self.table_cache[key]
+        bits = [self.cache[int(s)] if int(s) in self.cache else self.signal(int(s))
+                for s in data["inputs"]]
+        all_known = z3.And([b[1] for b in bits]) if bits else z3.BoolVal(True)
+        w = len(bits)
+        matches = []
+        for key_r in data["keys"].tolist():
+            lits = [b[0] if (key_r >> i) & 1 else z3.Not(b[0]) for i, b in enumerate(bits)]
+            matches.append(z3.And(lits) if lits else z3.BoolVal(True))
+        none = z3.Not(z3.Or(matches)) if matches else z3.BoolVal(True)
+        out = []
+        for j in range(data["count"]):
+            ones = [m for m, v, c in zip(matches, data["values"][:, j], data["care"][:, j]) if v and c]
+            cared = [m for m, c in zip(matches, data["care"][:, j]) if c]
+            value = z3.Or(ones + ([none] if data["default_values"][j] else []))
+            know = z3.Or(cared + ([none] if data["default_care"][j] else []))
+            out.append((value, z3.And(know, all_known)))
+        self.table_cache[key] = out
+        return out
+
+
+def _network_output(layers, input_map, cone, features, solver, spec):
+    """z3 Real term of one read-out row; neurons become Real variables with ReLU constraints."""
+    col_terms = {}
+    for f in np.flatnonzero(np.isin(input_map, cone[0])).tolist():
+        col_terms.setdefault(int(input_map[f]), []).append(z3.If(spec.feature(f), 1, 0))
+    values = {c: z3.Sum(t) if len(t) > 1 else t[0] for c, t in col_terms.items()}
+    for li, layer in enumerate(layers):
+        wanted = cone[li + 1]
+        mask = np.isin(layer["rows"], wanted)
+        rows, cols, vals = layer["rows"][mask], layer["cols"][mask], layer["vals"][mask]
+        order = np.argsort(rows, kind="stable")
+        rows, cols, vals = rows[order], cols[order], vals[order]
+        bounds = np.searchsorted(rows, wanted), np.searchsorted(rows, wanted, side="right")
+        new = {}
+        for n, lo, hi in zip(wanted.tolist(), *bounds):
+            terms = [_real(v) * values[int(c)] for c, v in zip(cols[lo:hi], vals[lo:hi])
+                     if int(c) in values]
+            pre = z3.Sum(terms + [_real(layer["bias"][n])]) if terms else _real(layer["bias"][n])
+            if layer["relu"]:
+                h = z3.Real(f"h{li}_{n}")
+                solver.add(h == z3.If(pre > 0, pre, 0))
+                new[n] = h
+            else:
+                new[n] = pre
+        values = new
+    return values
+
+
+# ================================================================ driver
+
+def verify_smt(circuit, net, module, timeout_ms: int = 10_000, outputs=None,
+               max_counterexamples: int = 20, progress: bool = True) -> dict:
+    start = time.perf_counter()
+    layers = module_layers(module)
+    unit = 2.0 ** -24 if module.dtype.itemsize == 4 else 2.0 ** -53
+    delta = rounding_bounds(layers, unit)
+    threshold = float(module.threshold)
+    drivers = circuit.output_drivers
+    names = circuit.output_names()
+    todo = range(len(drivers)) if outputs is None else outputs
+    proved, flagged, undecided, refuted = [], [], [], []
+    counterexamples, seconds_per = [], []
+    with progress_bar(len(todo), "outputs", enabled=progress) as bar:
+        for o in todo:
+            t0 = time.perf_counter()
+            status, detail = _prove_output(circuit, net, module, layers, o, int(drivers[o]),
+                                           float(delta[o]), threshold, timeout_ms)
+            seconds_per.append(time.perf_counter() - t0)
+            if status == "proved":
+                proved.append(o)
+            elif status == "flagged":
+                proved.append(o)
+                flagged.append(names[o])
+            elif status == "refuted":
+                refuted.append(o)
+                if len(counterexamples) < max_counterexamples:
+                    counterexamples.append(detail)
+            else:
+                undecided.append({"output": names[o], "reason": detail})
+            bar.update(1)
+    verified = False if refuted else (True if not undecided else None)
+    return {
+        "verified": verified, "method": "smt",
+        "inputs_checked": None, "outputs_checked": len(proved),
+        "outputs_total": len(todo), "outputs_refuted": len(refuted),
+        "counterexamples": counterexamples, "undecided": undecided[:50],
+        "outputs_undecided": len(undecided),
+        "flagged_rounding": flagged[:50], "outputs_flagged": len(flagged),
+        "max_rounding_bound": float(delta.max(initial=0.0)),
+        "min_margin": None,
+        "note": "proofs are over exact real arithmetic with the module's stored weights as "
+                "rationals; a proved output has margin above its float rounding bound unless "
+                "flagged",
+        "seconds": round(time.perf_counter() - start, 3),
+        "seconds_per_output": round(float(np.mean(seconds_per)), 5) if seconds_per else None,
+        "timeout_ms": timeout_ms, "dtype": str(module.dtype).replace("torch.", ""),
+    }
+
+
+def _prove_output(circuit, net, module, layers, o, driver, delta, threshold, timeout_ms):
+    cone = network_cone_from_layers(layers, o)
+    features = {}
+    spec = _Spec(circuit, features)
+    value, known = spec.signal(driver)
+    solver = z3.Solver()
+    solver.set("timeout", int(timeout_ms))
+    y = _network_output(layers, net.input_map, cone, features, solver, spec)[o]
+    if circuit.sparsity is not None and features:
+        solver.add(z3.AtMost(*features.values(), circuit.sparsity))
+    t, d = _real(threshold), _real(delta)
+    near = z3.Or(z3.And(value, y <= t + d), z3.And(z3.Not(value), y > t - d))
+    solver.push()
+    solver.add(known, near)
+    first = solver.check()
+    if first == z3.unsat:
+        return "proved", None
+    if first == z3.unknown:
+        return "undecided", f"solver: {solver.reason_unknown()}"
+    solver.pop()
+    solver.add(known, z3.Or(z3.And(value, y <= t), z3.And(z3.Not(value), y > t)))
+    second = solver.check()
+    if second == z3.unsat:
+        return "flagged", None
+    if second == z3.unknown:
+        return "undecided", f"solver: {solver.reason_unknown()}"
+    model = solver.model()
+    active = sorted(f for f, var in features.items() if z3.is_true(model.eval(var, True)))
+    return _replay(circuit, module, o, active, threshold)
+
+
+def network_cone_from_layers(layers, output: int):
+    needed = [np.array([output], dtype=np.int64)]
+    for layer in reversed(layers):
+        mask = np.isin(layer["rows"], needed[-1]) & (layer["vals"] != 0)
+        needed.append(np.unique(layer["cols"][mask]))
+    return needed[::-1]
+
+
+def _replay(circuit, module, o, active, threshold):
+    """Confirm an SMT model on the real module and the reference before calling it a bug."""
+    spec = evaluate_active(circuit, [active]).dense()[0, o]
+    y = float(module.forward_active([active if active else [-1]])[0, o])
+    names = circuit.input_names(active)
+    if spec != DONT_CARE and (y > threshold) != (spec == 1):
+        out_name = circuit.output_names([o])[0]
+        return "refuted", {"active": names, "wrong": [out_name], "values": {out_name: y},
+                           "expected": {out_name: int(spec)}}
+    return "undecided", f"exact-real counterexample {names} does not replay in float (y={y})"
