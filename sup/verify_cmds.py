@@ -104,19 +104,20 @@ def _text(r: dict) -> str:
     verdict = {True: "VERIFIED", False: "COUNTEREXAMPLE FOUND", None: "UNDECIDED"}[r["verified"]]
     lines = [f"{verdict} ({r['method']})"]
     if r.get("inputs_checked") is not None:
-        lines.append(f"inputs checked     {r['inputs_checked']:,} of {r.get('domain_size', '?'):,}"
+        lines.append(f"inputs checked        {r['inputs_checked']:,} of {r.get('domain_size', '?'):,}"
                      if isinstance(r.get("domain_size"), int) else
-                     f"inputs checked     {r['inputs_checked']:,}")
-    lines.append(f"outputs checked    {r['outputs_checked']:,}")
+                     f"inputs checked        {r['inputs_checked']:,}")
+    lines.append(f"outputs checked       {r['outputs_checked']:,}")
     if r.get("min_margin") is not None:
-        lines.append(f"min margin         {r['min_margin']:.6g}")
+        lines.append(f"min margin            {r['min_margin']:.6g}")
     for key, label in (("failing_inputs", "failing inputs"), ("outputs_undecided", "undecided outputs"),
                        ("outputs_flagged", "flagged (thin margin)"),
                        ("error_rate_upper_bound", "error rate <= (95%)"),
                        ("inputs_per_second", "inputs per second")):
         if r.get(key) is not None:
-            lines.append(f"{label:<19}{r[key]:,}" if isinstance(r[key], int) else f"{label:<19}{r[key]:.4g}")
-    lines.append(f"seconds            {r['seconds']:.2f}")
+            value = f"{r[key]:,}" if isinstance(r[key], int) else f"{r[key]:.4g}"
+            lines.append(f"{label:<22}{value}")
+    lines.append(f"seconds               {r['seconds']:.2f}")
     for c in r["counterexamples"][:10]:
         lines.append(f"  input {{{', '.join(c['active'])}}}: wrong {', '.join(c['wrong'][:8])}")
     if r.get("note"):

@@ -41,7 +41,8 @@ def merge(reports: list[dict]) -> dict:
     failing = sum(r.get("failing_inputs", 0) for r in reports)
     if failing or any(r["verified"] is False for r in reports):
         verified = False
-    elif complete and all(r["verified"] is True for r in reports):
+    elif complete and all(r.get("failing_inputs", 0) == 0 and r["verified"] is not False
+                          for r in reports) and len(reports) == n:
         verified = True
     else:
         verified = None
