@@ -59,6 +59,7 @@ class DeltaForward:
         self.module = module
         self.columns = []
         self.scratch = {}
+        self.macs = 0  # multiply-adds performed by run() so far (weights touched)
         self.base_pre, self.base_h = [], []
         h = None
         for i, (n_out, n_in, relu) in enumerate(module.shapes):
@@ -98,6 +99,7 @@ class DeltaForward:
         for i, (n_out, n_in, relu) in enumerate(module.shapes):
             ptr, w_rows, w_vals = self.columns[i]
             which, entry = _expand_columns(ptr, units)
+            self.macs += len(entry)
             keys = rows[which] * n_out + w_rows[entry]
             # sum the changes per (row, unit) in a dense scratch, read back, then clear it
             scratch = self._scratch(active.shape[0] * n_out, deltas.dtype, deltas.device)
