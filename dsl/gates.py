@@ -60,6 +60,15 @@ class _HashIndex:
             found[missing] = self._find(self.recent_keys, self.recent_ids, query[missing])
         return found
 
+    def all_ids(self, key) -> list:
+        """Every id stored under one key (several only after a hash collision)."""
+        out = []
+        for keys, ids in ((self.keys, self.ids), (self.recent_keys, self.recent_ids)):
+            lo = np.searchsorted(keys, key, side="left")
+            hi = np.searchsorted(keys, key, side="right")
+            out.extend(ids[lo:hi].tolist())
+        return out
+
     def insert(self, keys: np.ndarray, ids: np.ndarray) -> None:
         rk = np.concatenate([self.recent_keys, keys])
         ri = np.concatenate([self.recent_ids, ids])
@@ -264,14 +273,34 @@ class GateBuilder:
         if len(hit):
             ok = self._same_as_existing(op, offsets, operands, k, hit, found[hit])
             found[hit[~ok]] = -1
+            for row in hit[~ok]:   # a 64-bit hash collision (rare): try every gate of that hash
+                for cand in self._index.all_ids(hashes[row]):
+                    if self._same_as_existing(op, offsets, operands, k, np.array([row]),
+                                              np.array([cand], dtype=np.int64))[0]:
+                        found[row] = cand
+                        break
         new = np.flatnonzero(found < 0)
         if len(new):
             uniq_hash, first, inverse = np.unique(hashes[new], return_index=True, return_inverse=True)
+            inverse = inverse.reshape(-1)
             rep = new[first][inverse]  # representative row of each new row's hash
             same = csr.rows_equal(offsets, operands, new, offsets, operands, rep)
             if k is not None:
                 same &= k[new] == k[rep]
-            is_maker = ~same  # a hash collision makes its own gate
+            # a hash collision (rare): rows unequal to their representative are grouped by
+            # their exact content, so that equal rows still make one gate
+            groups = {}
+            for pos in np.flatnonzero(~same):
+                row = new[pos]
+                content = (tuple(operands[offsets[row]:offsets[row + 1]].tolist()),
+                           None if k is None else int(k[row]))
+                if content in groups:
+                    rep[pos] = groups[content]
+                    same[pos] = True
+                else:
+                    groups[content] = row
+                    rep[pos] = row
+            is_maker = ~same  # the first row of each distinct content makes the gate
             is_maker[first] = True
             makers = new[is_maker]
             ids = self._create(op, offsets, operands, k, makers)
