@@ -65,13 +65,21 @@ class ExhaustiveCheck:
         ref = evaluate_active(self.circuit, active, chunk=len(active))
         net = self.module.forward_delta(torch.as_tensor(active, device=self.module.device))
         n_out = self.n_out
-        ref_keys = ref.rows * n_out + ref.outputs
-        net_keys = net.rows.cpu().numpy() * n_out + net.outputs.cpu().numpy()
+        ref_keys = ref.rows * n_out + ref.outputs                       # few, sorted
+        net_keys = net.rows.cpu().numpy() * n_out + net.outputs.cpu().numpy()   # sorted
         net_vals = net.values.double().cpu().numpy()
-        keys = np.union1d(ref_keys, net_keys)
-        rows, outs = keys // n_out, keys % n_out
-        spec = _overlay(keys, ref_keys, ref.values, self.spec_base[outs])
-        y = _overlay(keys, net_keys, net_vals, self.net_base[outs])
+        # entries the network changed: the spec is a reference change or the baseline
+        net_outs = net_keys % n_out
+        spec_at_net = _overlay(net_keys, ref_keys, ref.values, self.spec_base[net_outs])
+        # reference changes the network did not change: the network has its baseline there
+        only_ref = ~_contains(net_keys, ref_keys)
+        extra_keys = ref_keys[only_ref]
+        extra_outs = ref.outputs[only_ref]
+        keys = np.concatenate([net_keys, extra_keys])
+        outs = np.concatenate([net_outs, extra_outs])
+        spec = np.concatenate([spec_at_net, ref.values[only_ref]])
+        y = np.concatenate([net_vals, self.net_base[extra_outs]])
+        rows = keys // n_out
         cared = spec != DONT_CARE
         wrong = is_wrong(spec, y, self.threshold)
         if cared.any():
@@ -112,6 +120,14 @@ class ExhaustiveCheck:
         values = [self.min_margin] + ([float(self.base_margin.min())] if len(self.base_margin) else [])
         best = min(values)
         return None if math.isinf(best) else best
+
+
+def _contains(sorted_keys: np.ndarray, query: np.ndarray) -> np.ndarray:
+    """bool per query key: present in sorted_keys."""
+    if len(sorted_keys) == 0:
+        return np.zeros(len(query), dtype=bool)
+    pos = np.minimum(np.searchsorted(sorted_keys, query), len(sorted_keys) - 1)
+    return sorted_keys[pos] == query
 
 
 def _overlay(keys, change_keys, change_values, base_values):
