@@ -9,6 +9,7 @@ to read. `load` parses only that data: nothing in the file is ever executed.
 
 from __future__ import annotations
 
+import errno
 import json
 from pathlib import Path
 
@@ -53,7 +54,10 @@ def save(net: Network, path, extra: dict | None = None) -> Path:
         **(extra or {}),
     }
     text = json.dumps(meta, default=_json_default)
-    save_file(tensors, str(path), metadata={"sup": text})
+    try:
+        save_file(tensors, str(path), metadata={"sup": text})
+    except SafetensorError as exc:  # e.g. a missing folder: report it as the OSError it is
+        raise OSError(errno.EIO, str(exc), str(path)) from None
     path.with_suffix(".json").write_text(json.dumps(meta, indent=2, default=_json_default) + "\n")
     return path
 
@@ -71,8 +75,10 @@ def load(path) -> Network:
         layers = []
         for i, shape in enumerate(meta["layers"]):
             arrays = {name: tensors.get(f"layers.{i}.{name}") for name in LAYER_ARRAYS}
+            if not isinstance(shape["relu"], bool):
+                raise TypeError(f"layer {i}: relu must be true or false")
             layers.append(Layer(int(shape["n_in"]), int(shape["n_out"]), arrays["rows"],
-                                arrays["cols"], arrays["vals"], arrays["bias"], bool(shape["relu"]),
+                                arrays["cols"], arrays["vals"], arrays["bias"], shape["relu"],
                                 arrays["role"], arrays["signal"], arrays["part"]))
         outputs = [(name, tensors[f"outputs.{j}.index"])
                    for j, name in enumerate(meta["output_families"])]
@@ -93,29 +99,69 @@ def _read_metadata(path: Path) -> dict:
         header = handle.metadata() or {}
     if "sup" not in header:
         raise ValueError("no sup metadata")
-    return json.loads(header["sup"])
+    meta = json.loads(header["sup"])
+    if not isinstance(meta, dict):
+        raise ValueError("the sup metadata is not a JSON object")
+    return meta
 
 
 def _check_consistent(net: Network, path: Path) -> None:
     """Reject files whose arrays do not fit their declared shapes (so later code cannot index
-    out of bounds on a crafted file)."""
-    width = net.layers[0].n_in if net.layers else 0
+    out of bounds on a crafted file): arrays present, 1-D (index tables 2-D), integer where they
+    index, finite where they are weights, and every index in range."""
+    problems = _problems(net)
+    if problems:
+        raise ModelFileError(f"{path}: inconsistent sup model: {'; '.join(problems)}")
+
+
+def _is_ints(a, ndim: int = 1) -> bool:
+    return isinstance(a, np.ndarray) and a.ndim == ndim and a.dtype.kind in "iu"
+
+
+def _is_reals(a) -> bool:
+    return (isinstance(a, np.ndarray) and a.ndim == 1 and a.dtype.kind in "iuf"
+            and bool(np.isfinite(a).all()))
+
+
+def _problems(net: Network) -> list:
+    if not net.layers:
+        return ["no layers (a network has at least its read-out)"]
+    if net.n_inputs < 0 or any(layer.n_in < 0 or layer.n_out < 0 for layer in net.layers):
+        return ["negative width"]
+    if not (net.sparsity is None or (isinstance(net.sparsity, int)
+                                     and not isinstance(net.sparsity, bool) and net.sparsity >= 0)):
+        return ["sparsity is not a non-negative integer"]
+    if not np.isfinite(net.threshold):
+        return ["threshold is not a finite number"]
+    width = net.layers[0].n_in
     problems = []
-    if len(net.input_map) != net.n_inputs or (len(net.input_map) and
-                                              (net.input_map.min() < 0 or net.input_map.max() >= width)):
+    if not _is_ints(net.input_map):
+        problems.append("input map is not an integer vector")
+    elif len(net.input_map) != net.n_inputs or (len(net.input_map) and (
+            net.input_map.min() < 0 or net.input_map.max() >= width)):
         problems.append("input map does not fit the first layer")
     for i, layer in enumerate(net.layers):
         if i and layer.n_in != net.layers[i - 1].n_out:
             problems.append(f"layer {i} width mismatch")
-        if not (len(layer.rows) == len(layer.cols) == len(layer.vals)) or len(layer.bias) != layer.n_out:
+        if not (_is_ints(layer.rows) and _is_ints(layer.cols) and _is_reals(layer.vals)
+                and _is_reals(layer.bias)):
+            problems.append(f"layer {i} arrays missing, of the wrong type or not finite")
+        elif (not len(layer.rows) == len(layer.cols) == len(layer.vals)
+              or len(layer.bias) != layer.n_out):
             problems.append(f"layer {i} arrays disagree")
         elif len(layer.rows) and (layer.rows.min() < 0 or layer.rows.max() >= layer.n_out
                                   or layer.cols.min() < 0 or layer.cols.max() >= layer.n_in):
             problems.append(f"layer {i} indices out of range")
-    if sum(len(index) for _, index in net.output_families) != net.n_outputs:
+        for name in ("role", "signal", "part"):
+            value = getattr(layer, name)
+            if value is not None and not (_is_ints(value) and len(value) == layer.n_out):
+                problems.append(f"layer {i} {name} array does not fit the layer")
+    for what, families in (("output", net.output_families), ("input", net.input_families)):
+        if not all(isinstance(name, str) and _is_ints(index, 2) for name, index in families):
+            problems.append(f"{what} families are not names with 2-D integer index arrays")
+    if not problems and sum(len(index) for _, index in net.output_families) != net.n_outputs:
         problems.append("output names do not match the read-out")
-    if problems:
-        raise ModelFileError(f"{path}: inconsistent sup model: {'; '.join(problems)}")
+    return problems
 
 
 def _json_default(value):

@@ -122,21 +122,31 @@ class SupModule(nn.Module):
             h = torch.zeros(part.shape[0], self.shapes[0][1], dtype=self.dtype, device=self.device)
             h[:, self.input_map] = part
             outs.append(self._rest(h, 0))
-        return torch.cat(outs) if outs else torch.zeros(0, self.shapes[-1][0], device=self.device)
+        return torch.cat(outs) if outs else torch.zeros(0, self.shapes[-1][0], dtype=self.dtype,
+                                                        device=self.device)
 
     def _as_active(self, active) -> torch.Tensor:
-        if not torch.is_tensor(active):
-            active = _pad(active)
+        if not torch.is_tensor(active) and not isinstance(active, np.ndarray):
+            rows = list(active)
+            if rows and all(isinstance(r, (int, np.integer)) for r in rows):
+                rows = [rows]  # one input given as a flat list of features
+            active = _pad(rows)
         active = torch.as_tensor(active, dtype=torch.long, device=self.device)
         return active[None, :] if active.dim() == 1 else active
 
     @torch.no_grad()
-    def forward_delta(self, active) -> DeltaResult:
+    def forward_delta(self, active, lower=None, upper=None, queries=None) -> DeltaResult:
         """Read-out of padded active-feature lists [B, K] as the all-zero input's read-out plus
-        the entries that differ: cost proportional to the weights the input touches."""
+        the entries that differ: cost proportional to the weights the input touches.
+
+        With `lower`/`upper` (tensors over outputs), only read-out entries above upper or at
+        most lower are returned; `queries` (rows, outputs) asks for exact values there."""
+        return self.delta_engine().run(self._as_active(active), lower, upper, queries)
+
+    def delta_engine(self) -> DeltaForward:
         if "delta" not in self._compiled:
             self._compiled["delta"] = DeltaForward(self)
-        return self._compiled["delta"].run(self._as_active(active))
+        return self._compiled["delta"]
 
     @property
     def prefers_delta(self) -> bool:
@@ -153,7 +163,8 @@ class SupModule(nn.Module):
         outs = []
         for start in range(0, active.shape[0], self._chunk()):
             outs.append(self._rest(self._first_layer_active(active[start:start + self._chunk()]), 1))
-        return torch.cat(outs) if outs else torch.zeros(0, self.shapes[-1][0], device=self.device)
+        return torch.cat(outs) if outs else torch.zeros(0, self.shapes[-1][0], dtype=self.dtype,
+                                                        device=self.device)
 
     def _first_layer_active(self, active: torch.Tensor) -> torch.Tensor:
         n_out, n_in, relu = self.shapes[0]

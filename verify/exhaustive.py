@@ -60,59 +60,73 @@ class ExhaustiveCheck:
         self.inputs = self.outputs = self.failing = 0
         self.min_margin = math.inf
         self.counterexamples = []
+        self._bound_cache = None
+
+    def _bounds(self):
+        """Read-out entries worth returning: those that can be wrong or lower the margin.
+
+        With floor = max(0, smallest margin so far), an output that is 0 at baseline matters
+        only where y > t - floor, an output that is 1 only where y <= t + floor; every other
+        entry decodes correctly with margin >= floor, so pruning it changes neither a decision
+        nor the minimum margin.
+        """
+        floor = max(0.0, min(self.min_margin, float(self.base_margin.min(initial=math.inf))))
+        if self._bound_cache is None or self._bound_cache[0] != floor:
+            t = self.threshold
+            upper = np.where(self.spec_base == 0, t - floor, math.inf)
+            lower = np.where(self.spec_base == 1, t + floor, -math.inf)
+            dev, dt = self.module.device, self.module.dtype
+            self._bound_cache = (floor, torch.as_tensor(lower, dtype=dt, device=dev),
+                                 torch.as_tensor(upper, dtype=dt, device=dev))
+        return self._bound_cache[1], self._bound_cache[2]
 
     def check(self, active: np.ndarray) -> None:
-        ref = evaluate_active(self.circuit, active, chunk=len(active))
-        net = self.module.forward_delta(torch.as_tensor(active, device=self.module.device))
-        n_out = self.n_out
-        ref_keys = ref.rows * n_out + ref.outputs                       # few, sorted
-        net_keys = net.rows.cpu().numpy() * n_out + net.outputs.cpu().numpy()   # sorted
-        net_vals = net.values.double().cpu().numpy()
-        # entries the network changed: the spec is a reference change or the baseline
-        net_outs = net_keys % n_out
-        spec_at_net = _overlay(net_keys, ref_keys, ref.values, self.spec_base[net_outs])
-        # reference changes the network did not change: the network has its baseline there
-        only_ref = ~_contains(net_keys, ref_keys)
-        extra_keys = ref_keys[only_ref]
-        extra_outs = ref.outputs[only_ref]
-        keys = np.concatenate([net_keys, extra_keys])
-        outs = np.concatenate([net_outs, extra_outs])
-        spec = np.concatenate([spec_at_net, ref.values[only_ref]])
-        y = np.concatenate([net_vals, self.net_base[extra_outs]])
+        n_out, batch = self.n_out, len(active)
+        ref = evaluate_active(self.circuit, active, chunk=batch)
+        # exact read-out wherever the spec changes, and for outputs wrong at baseline
+        q_rows, q_outs = ref.rows, ref.outputs
+        if len(self.wrong_base):
+            q_rows = np.concatenate([q_rows, np.repeat(np.arange(batch), len(self.wrong_base))])
+            q_outs = np.concatenate([q_outs, np.tile(self.wrong_base, batch)])
+        q_keys, first = np.unique(q_rows * n_out + q_outs, return_index=True)
+        q_rows, q_outs = q_keys // n_out, q_keys % n_out
+        dev = self.module.device
+        lower, upper = self._bounds()
+        net = self.module.forward_delta(
+            torch.as_tensor(active, device=dev), lower=lower, upper=upper,
+            queries=(torch.as_tensor(q_rows, device=dev), torch.as_tensor(q_outs, device=dev)))
+        q_y = net.query_values.double().cpu().numpy()
+        q_spec = _overlay(q_keys, ref.rows * n_out + ref.outputs, ref.values, self.spec_base[q_outs])
+        kept_keys = net.rows.cpu().numpy() * n_out + net.outputs.cpu().numpy()
+        fresh = ~_contains(q_keys, kept_keys)                 # kept entries not queried
+        kept_keys = kept_keys[fresh]
+        kept_y = net.values.double().cpu().numpy()[fresh]
+        keys = np.concatenate([q_keys, kept_keys])
+        outs = keys % n_out
+        spec = np.concatenate([q_spec, self.spec_base[kept_keys % n_out]])
+        y = np.concatenate([q_y, kept_y])
         rows = keys // n_out
         cared = spec != DONT_CARE
         wrong = is_wrong(spec, y, self.threshold)
         if cared.any():
             self.min_margin = min(self.min_margin, float(margins(spec, y, self.threshold)[cared].min()))
-        self.inputs += len(active)
-        self.outputs += len(active) * self.base_cared + int(
-            cared.sum() - (self.spec_base[outs] != DONT_CARE).sum())
-        bad_rows = self._failing_rows(rows, outs, wrong, len(active))
+        self.inputs += batch
+        self.outputs += batch * self.base_cared + int(
+            (q_spec != DONT_CARE).sum() - (self.spec_base[q_outs] != DONT_CARE).sum())
+        bad_rows = np.unique(rows[wrong])
         self.failing += len(bad_rows)
         for row in bad_rows[: self.max_counterexamples - len(self.counterexamples)]:
             self._record(active[row], row, rows, outs, wrong, y)
 
-    def _failing_rows(self, rows, outs, wrong, batch) -> np.ndarray:
-        bad = np.zeros(batch, dtype=bool)
-        bad[rows[wrong]] = True
-        if len(self.wrong_base):
-            # an output wrong at baseline stays wrong on inputs that do not change it
-            covered = np.bincount(rows[np.isin(outs, self.wrong_base)], minlength=batch)
-            bad |= covered < len(self.wrong_base)
-        return np.flatnonzero(bad)
-
     def _record(self, active_row, row, rows, outs, wrong, y) -> None:
-        sel = rows == row
-        changed = dict(zip(outs[sel].tolist(), y[sel].tolist()))
-        wrong_outs = set(outs[sel & wrong].tolist())
-        wrong_outs |= {o for o in self.wrong_base.tolist() if o not in changed}
-        wrong_outs = sorted(wrong_outs)
-        names = self.circuit.output_names(wrong_outs[:50])
+        sel = (rows == row) & wrong
+        wrong_outs = outs[sel][:50].tolist()
+        names = self.circuit.output_names(wrong_outs)
         features = [int(f) for f in active_row if f >= 0]
         self.counterexamples.append({
             "active": self.circuit.input_names(features),
             "wrong": names,
-            "values": {n: changed.get(o, float(self.net_base[o])) for n, o in zip(names, wrong_outs)},
+            "values": dict(zip(names, y[sel][:50].tolist())),
         })
 
     @property

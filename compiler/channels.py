@@ -1,0 +1,237 @@
+"""Channel assignments for computation in superposition, and their exact combinatorial check.
+
+Setting: every output j is a threshold gate atleast(k_j, F_j) over input features F_j (AND:
+k = |F|, OR / copy: k = 1), inputs are given one column each, at most K are active. A network of
+one hidden layer computes all outputs with n neurons:
+
+* each output owns a *channel* C_j: t_j distinct neurons of its threshold class;
+* neuron i listens (weight 1) to L_i, the union of F_j over the channels it belongs to, with
+  bias -(k - 1) for its class: h_i = relu(|L_i & S| - (k - 1)) for active set S;
+* the read-out is y_j = sum_{i in C_j} h_i - (t_j - 1); output j is 1 when y_j > 1/2.
+
+Since F_j is inside every L_i of its channel, |S & F_j| >= k_j makes every h_i >= 1: no false
+negatives. A false positive needs |S & F_j| < k_j; the worst such S takes k_j - 1 operands and
+q_j = K - (k_j - 1) other features T, where every h_i = |L_i & T|. Hence the exact criterion:
+
+    output j is exact  <=>  the q_j largest counts n_f = #{i in C_j : f in L_i}, f not in F_j,
+                            sum to at most t_j - 1   (always exact when q_j <= 0)
+
+For K = 2 and pairwise AND this is "no third feature is listened to by every neuron of the
+channel". `failing_outputs` decides it for all outputs at once with numpy; `verify/structural.py`
+re-derives the same structure from a network's stored weights and checks it independently.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from dsl import csr
+
+
+@dataclass
+class ChannelSpec:
+    """The outputs to superpose: operand features (CSR) and thresholds, m features, sparsity K."""
+    m: int
+    sparsity: int | None
+    f_offsets: np.ndarray
+    f_features: np.ndarray
+    k: np.ndarray
+
+    @property
+    def n_outputs(self) -> int:
+        return len(self.k)
+
+    @property
+    def free(self) -> np.ndarray:
+        """q_j = K - (k_j - 1): how many non-operand features can be active with k_j - 1 operands."""
+        big = self.m if self.sparsity is None else min(self.sparsity, self.m)
+        return big - (self.k - 1)
+
+
+@dataclass
+class Assignment:
+    """Channels (CSR over outputs, neuron ids) and the neuron class (threshold k) of each neuron."""
+    n: int
+    c_offsets: np.ndarray
+    c_neurons: np.ndarray
+    neuron_k: np.ndarray
+
+    def channel_sizes(self) -> np.ndarray:
+        return csr.lengths(self.c_offsets)
+
+
+# ------------------------------------------------------------------ listen sets
+
+def listen_sets(spec: ChannelSpec, a: Assignment):
+    """CSR over neurons of the sorted distinct features each neuron listens to."""
+    out_of_slot = csr.row_of_each(a.c_offsets)
+    # every (neuron, feature) for feature in F_j of each channel the neuron is in
+    f_len = csr.lengths(spec.f_offsets)[out_of_slot]
+    neuron = np.repeat(a.c_neurons, f_len)
+    _, feats = csr.gather_rows(spec.f_offsets, spec.f_features, out_of_slot)
+    keys = np.unique(neuron * np.int64(spec.m) + feats)
+    neurons, features = keys // spec.m, keys % spec.m
+    offsets = csr.offsets_from_lengths(np.bincount(neurons, minlength=a.n))
+    return offsets, features
+
+
+# ------------------------------------------------------------------ the exact check
+
+def failing_outputs(spec: ChannelSpec, a: Assignment, listen=None, outputs=None,
+                    block_cells: int = 1 << 26) -> np.ndarray:
+    """Indices (sorted) of outputs that are not exact, among `outputs` (all by default).
+
+    counts[j, f] = sum over channel neurons of [f in L_i] is a product of two 0/1 matrices
+    (channel incidence x listen matrix), computed in float32 blocks of outputs (exact: counts
+    are small integers); operands are masked out, then the q largest counts of each row are
+    summed and compared with t_j - 1.
+    """
+    import torch
+
+    if listen is None:
+        listen = listen_sets(spec, a)
+    l_off, l_feat = listen
+    outputs = np.arange(spec.n_outputs) if outputs is None else np.asarray(outputs, dtype=np.int64)
+    outputs = outputs[spec.free[outputs] > 0]
+    if len(outputs) == 0:
+        return outputs
+    listen_matrix = torch.zeros(a.n, spec.m)
+    listen_matrix[torch.as_tensor(csr.row_of_each(l_off)), torch.as_tensor(l_feat)] = 1.0
+    q_max = int(min(spec.free[outputs].max(), spec.m))
+    step = max(1, block_cells // max(spec.m, 1))
+    bad = []
+    for start in range(0, len(outputs), step):
+        block = outputs[start:start + step]
+        c_off, c_neu = csr.gather_rows(a.c_offsets, a.c_neurons, block)
+        incidence = torch.zeros(len(block), a.n)
+        incidence.index_put_((torch.as_tensor(csr.row_of_each(c_off)), torch.as_tensor(c_neu)),
+                             torch.ones(len(c_neu)), accumulate=True)
+        counts = incidence @ listen_matrix
+        f_off, f_feat = csr.gather_rows(spec.f_offsets, spec.f_features, block)
+        counts[torch.as_tensor(csr.row_of_each(f_off)), torch.as_tensor(f_feat)] = 0.0
+        top = torch.topk(counts, min(q_max, spec.m), dim=1).values          # descending
+        q = torch.as_tensor(spec.free[block])
+        keep = torch.arange(top.shape[1])[None, :] < q[:, None]
+        worst = (top * keep).sum(dim=1).numpy()
+        t = csr.lengths(a.c_offsets)[block]
+        bad.append(block[worst > t - 1])
+    return np.concatenate(bad)
+
+
+# ------------------------------------------------------------------ assignments
+
+def class_pools(spec: ChannelSpec, n: int, t: int) -> dict:
+    """Split n neurons into one pool per threshold class, proportional to channel slots."""
+    classes, counts = np.unique(spec.k, return_counts=True)
+    share = counts / counts.sum()
+    sizes = np.maximum(np.floor(share * n).astype(int), min(t, n))
+    sizes[np.argmax(sizes)] += n - sizes.sum()
+    pools, start = {}, 0
+    for k, size in zip(classes.tolist(), sizes.tolist()):
+        pools[k] = np.arange(start, start + size, dtype=np.int64)
+        start += size
+    return pools
+
+
+def assign_random(spec: ChannelSpec, n: int, t: int, rng) -> Assignment:
+    """Balanced random channels: each class's neurons are used almost equally often (random
+    permutations of the pool, cut into channels of t distinct neurons)."""
+    pools = class_pools(spec, n, t)
+    c_neurons = np.zeros((spec.n_outputs, t), dtype=np.int64)
+    neuron_k = np.zeros(n, dtype=np.int64)
+    for k, pool in pools.items():
+        if len(pool) < t:
+            raise ValueError(f"{len(pool)} neurons cannot hold channels of {t}")
+        neuron_k[pool] = k
+        members = np.flatnonzero(spec.k == k)
+        need = len(members) * t
+        reps = -(-need // len(pool)) + 1
+        seq = np.concatenate([rng.permutation(pool) for _ in range(reps)])[:need].reshape(-1, t)
+        c_neurons[members] = _fix_duplicates(seq, pool, rng)
+    return Assignment(n, csr.uniform(spec.n_outputs, t), c_neurons.ravel(), neuron_k)
+
+
+def _fix_duplicates(rows: np.ndarray, pool: np.ndarray, rng) -> np.ndarray:
+    """Channels cut across two permutations may repeat a neuron: redraw those rows."""
+    s = np.sort(rows, axis=1)
+    bad = np.flatnonzero((s[:, 1:] == s[:, :-1]).any(axis=1))
+    for r in bad:
+        rows[r] = rng.choice(pool, size=rows.shape[1], replace=False)
+    return rows
+
+
+def assign_design(spec: ChannelSpec, n: int, t: int, rng) -> Assignment:
+    """Channels as lines of a transversal design: t groups of p neurons (p prime), output j takes
+    neuron (alpha_j + beta_j * s) mod p of group s. Two channels share at most one neuron."""
+    pools = class_pools(spec, n, t)
+    c_neurons = np.zeros((spec.n_outputs, t), dtype=np.int64)
+    neuron_k = np.zeros(n, dtype=np.int64)
+    for k, pool in pools.items():
+        neuron_k[pool] = k
+        members = np.flatnonzero(spec.k == k)
+        p = _prime_at_most(len(pool) // t)
+        if p < 2 or p * p < len(members):
+            return assign_random(spec, n, t, rng)
+        lines = rng.permutation(p * p)[:len(members)]
+        alpha, beta = lines // p, lines % p
+        s = np.arange(t)
+        local = (alpha[:, None] + beta[:, None] * s[None, :]) % p + s[None, :] * p
+        c_neurons[members] = pool[local]
+    return Assignment(n, csr.uniform(spec.n_outputs, t), c_neurons.ravel(), neuron_k)
+
+
+def _prime_at_most(x: int) -> int:
+    for p in range(int(x), 1, -1):
+        if all(p % d for d in range(2, int(p ** 0.5) + 1)):
+            return p
+    return 0
+
+
+# ------------------------------------------------------------------ repair
+
+def repair(spec: ChannelSpec, a: Assignment, rng, rounds: int = 30, candidates: int = 8):
+    """Re-draw the channels of failing outputs until every output is exact or `rounds` pass.
+
+    Each failing output tries `candidates` random channels from its class pool and keeps the
+    one whose own check passes with the fewest listened features; outputs sharing a changed
+    neuron are re-checked next round. Returns the number of outputs still failing.
+    """
+    listen = listen_sets(spec, a)
+    failing = failing_outputs(spec, a, listen)
+    c = a.c_neurons.reshape(spec.n_outputs, -1) if _uniform(a) else None
+    if c is None:
+        return len(failing)
+    pools = {k: np.flatnonzero(a.neuron_k == k) for k in np.unique(a.neuron_k)}
+    t = c.shape[1]
+    for _ in range(rounds):
+        if len(failing) == 0:
+            break
+        touched = set()
+        for j in failing.tolist():
+            pool = pools[int(spec.k[j])]
+            best, best_load = None, None
+            for _ in range(candidates):
+                cand = rng.choice(pool, size=t, replace=False)
+                load = int(np.diff(listen[0])[cand].sum())
+                if best is None or load < best_load:
+                    best, best_load = cand, load
+            touched.update(c[j].tolist())
+            c[j] = best
+            touched.update(best.tolist())
+        a.c_neurons = c.ravel()
+        listen = listen_sets(spec, a)
+        affected = _outputs_using(a, np.fromiter(touched, dtype=np.int64))
+        failing = failing_outputs(spec, a, listen, affected)
+    return len(failing)
+
+
+def _uniform(a: Assignment) -> bool:
+    lens = csr.lengths(a.c_offsets)
+    return len(lens) == 0 or (lens == lens[0]).all()
+
+
+def _outputs_using(a: Assignment, neurons: np.ndarray) -> np.ndarray:
+    hit = np.isin(a.c_neurons, neurons)
+    return np.unique(csr.row_of_each(a.c_offsets)[hit])
