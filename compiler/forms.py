@@ -40,12 +40,19 @@ def lookup(table: FormTable, sigs: np.ndarray, base: np.ndarray, negated: np.nda
     is_const = (b == const0) | (b == const0 + 1)
     pos = np.searchsorted(table.signals, b)
     pos = np.minimum(pos, max(len(table.signals) - 1, 0))
-    missing = ~is_const & ((len(table.signals) == 0) | (table.signals[pos] != b))
+    if len(table.signals) == 0:     # an empty layer (a circuit without inputs): constants only
+        missing = ~is_const
+    else:
+        missing = ~is_const & (table.signals[pos] != b)
     if missing.any():
         raise AssertionError(f"signal {int(b[missing][0])} is not available in this layer")
     rows = np.where(is_const, 0, pos)
-    off, nrn = csr.gather_rows(table.offsets, table.neurons, rows)
-    _, cf = csr.gather_rows(table.offsets, table.coefs, rows)
+    if len(table.signals) == 0:
+        off = np.zeros(len(rows) + 1, dtype=np.int64)
+        nrn, cf = np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64)
+    else:
+        off, nrn = csr.gather_rows(table.offsets, table.neurons, rows)
+        _, cf = csr.gather_rows(table.offsets, table.coefs, rows)
     const = table.const[rows] if len(table.const) else np.zeros(len(rows))
     # constants: no terms, value 0 or 1
     if is_const.any():

@@ -46,10 +46,12 @@ class SupError(Exception):
     def _source_line(self) -> str | None:
         if not self.source or self.line < 1:
             return None
-        lines = self.source.splitlines()
+        # lines end at '\n' only, as the parser counts them (str.splitlines would also split
+        # at form feeds and other separators and show the wrong line)
+        lines = self.source.split("\n")
         if self.line > len(lines):
             return None
-        return lines[self.line - 1].expandtabs(1)
+        return lines[self.line - 1].rstrip("\r").expandtabs(1)
 
     def __str__(self) -> str:
         return self.format()

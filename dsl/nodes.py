@@ -61,6 +61,13 @@ bit of a table, a driver of a wire or output). Attribute:
 
     refs    number of member-level references it stands for (operand slots, table inputs,
             drivers)
+
+Graph attributes
+----------------
+    signal_names  optional dict {gate signal id: net name in the source file}, set by the
+            readers of standard formats (dsl/formats): the name a netlist gave the gate's
+            value (or `not_NAME` when only a negated net names it). Only for readability:
+            dsl/formats/to_sup.py names wires after it. Absent for circuits from .sup files.
 """
 
 from __future__ import annotations

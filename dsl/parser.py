@@ -50,7 +50,7 @@ def parse(source: str, file: str | None = None) -> ast.Program:
             raise orig.located(file, source) from None
         raise
     except UnexpectedInput as err:
-        raise _syntax_error(err, _lark()).located(file, source) from None
+        raise _syntax_error(err, _lark(), source).located(file, source) from None
     except RecursionError:
         raise SupError("the text nests too deeply to parse", 1, 1).located(file, source) from None
     return ast.Program(list(statements), file, source)
@@ -102,10 +102,18 @@ def _describe_token(token: Token) -> str:
     return f"{kind} '{token}'" if kind else f"'{token}'"
 
 
-def _syntax_error(err: UnexpectedInput, lark: Lark) -> SupError:
+def _syntax_error(err: UnexpectedInput, lark: Lark, source: str = "") -> SupError:
     if isinstance(err, UnexpectedCharacters):
-        char = err.char if err.char.isprintable() else repr(err.char)
-        return SupError(f"unexpected character '{char}'", err.line, err.column)
+        char = err.char
+        shown = f"'{char}'" if char.isprintable() else f"U+{ord(char):04X}"
+        hint = ""
+        if char == '"':
+            rest = source[err.pos_in_stream + 1:].split("\n", 1)[0] if source else ""
+            hint = (" (quoted file names appear only in 'table ... from \"FILE\";')" if '"' in rest
+                    else " (a quoted file name must end on the same line)")
+        elif char.isalpha() or char.isdigit():
+            hint = " (names use only the letters A-Z a-z, digits and _)"
+        return SupError(f"unexpected character {shown}{hint}", err.line, err.column)
     if isinstance(err, UnexpectedEOF):
         where = _end_position(err)
         return SupError(f"unexpected end of file, expected {_describe_expected(err.expected, lark)}",
@@ -115,9 +123,38 @@ def _syntax_error(err: UnexpectedInput, lark: Lark) -> SupError:
         expected = _describe_expected(err.accepts or err.expected, lark)
         if token.type == "$END":
             return SupError(f"unexpected end of file, expected {expected}", *_end_position(err))
+        before = _end_of_previous(source, token.start_pos)
+        if "SEMICOLON" in (err.accepts or err.expected) and before and before[0] < token.line:
+            # the statement ended at a line break without its ';': point there, not at the
+            # first token of the next line
+            return SupError(f"missing ';' at the end of the statement (before "
+                            f"{_describe_token(token)} on line {token.line})", *before)
         return SupError(f"unexpected {_describe_token(token)}, expected {expected}",
                         token.line, token.column)
     return SupError(str(err), getattr(err, "line", 0), getattr(err, "column", 0))
+
+
+def _end_of_previous(source: str, pos) -> tuple[int, int] | None:
+    """(line, column) just after the last character of code before offset pos (skipping
+    whitespace and comments), or None when there is none."""
+    if not isinstance(pos, int) or not source:
+        return None
+    lines = source[:pos].split("\n")
+    for number in range(len(lines) - 1, -1, -1):
+        code = _strip_comment(lines[number]).rstrip(" \t\f\r")
+        if code:
+            return number + 1, len(code) + 1
+    return None
+
+
+def _strip_comment(line: str) -> str:
+    in_string = False
+    for i, char in enumerate(line):
+        if char == '"':
+            in_string = not in_string
+        elif char == "#" and not in_string:
+            return line[:i]
+    return line
 
 
 def _end_position(err) -> tuple[int, int]:
@@ -228,22 +265,28 @@ class _ToAst(Transformer_NonRecursive):
         return ast.TableRow(*_pos(meta), None, str(c[0]))
 
     # generators
+    # A generator and its clause count as nesting levels too: elaborating a call whose
+    # generator's range or condition holds another call recurses just like nested calls.
     def for_clause(self, meta, c):
         *gens, cond = c
-        return ast.ForClause(*_pos(meta), tuple(gens), cond)
+        return self._nest(ast.ForClause(*_pos(meta), tuple(gens), cond), [*gens, cond])
 
     def gen_range(self, meta, c):
-        return ast.Generator(*_pos(meta), c[0], c[1], c[2])
+        return self._nest(ast.Generator(*_pos(meta), c[0], c[1], c[2]), c[1:])
 
     def gen_iter(self, meta, c):
-        return ast.Generator(*_pos(meta), c[0], c[1], None)
+        return self._nest(ast.Generator(*_pos(meta), c[0], c[1], None), c[1:])
 
     def loop_vars(self, meta, c):
         return tuple(_ident(t) for t in c)
 
     # expressions
     def int(self, meta, c):
-        return self._nest(ast.IntLit(*_pos(meta), int(c[0])), ())
+        digits = str(c[0]).lstrip("0")
+        if len(digits) > 30:    # far beyond any valid value; int() refuses > 4300 digits
+            from .elaborate import INT_LIMIT
+            raise SupError(f"integer too large (the limit is {INT_LIMIT})", *_pos(meta))
+        return self._nest(ast.IntLit(*_pos(meta), int(digits or "0")), ())
 
     def name(self, meta, c):
         return self._nest(ast.Name(*_pos(meta), _ident(c[0])), ())

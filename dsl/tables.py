@@ -7,6 +7,9 @@ uint64, so tables are at most 64 inputs wide. See sup-language.md, section Table
 
 from __future__ import annotations
 
+import os
+import re
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -80,16 +83,13 @@ def build(rows, width: int, n_out: int, max_rows: int) -> TableRows:
 
 def read_rows_file(path: Path, width: int, n_out: int, max_rows: int,
                    max_bytes: int) -> TableRows:
-    """Rows from a file: `INPUTBITS OUTPUTBITS` per line, `default OUTPUTBITS`, # comments."""
-    try:
-        size = path.stat().st_size
-        if size > max_bytes:
-            raise SupError(f"rows file is {size} bytes, more than the limit of {max_bytes} "
-                           "(raise it with --max-elements)", 1, 1, file=str(path))
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
-        raise SupError(f"cannot read rows file: {reason}", 1, 1, file=str(path)) from None
+    """Rows from a file: `INPUTBITS OUTPUTBITS` per line, `default OUTPUTBITS`, # comments.
+
+    A problem with the file as a whole (missing, not a regular file, too big, not UTF-8) is a
+    SupError without file or position: the caller locates it at the file's name in the .sup
+    text. A problem with a line is located in the rows file.
+    """
+    text = _read_text(path, max_bytes)
 
     def at(line: int, column: int):
         return lambda message: SupError(message, line, column, file=str(path), source=text)
@@ -102,7 +102,10 @@ def read_rows_file(path: Path, width: int, n_out: int, max_rows: int,
             continue
         column = len(body) - len(body.lstrip()) + 1
         if len(fields) != 2:
-            raise at(number, column)("expected a row `INPUTBITS OUTPUTBITS` or `default OUTPUTBITS`")
+            starts = [m.start() + 1 for m in re.finditer(r"\S+", body)]
+            extra = starts[2] if len(fields) > 2 else column
+            raise at(number, extra)(f"expected a row `INPUTBITS OUTPUTBITS` or `default OUTPUTBITS`, "
+                                    f"found {len(fields)} field{'s' if len(fields) > 1 else ''}")
         first, second = fields
         second_col = body.index(second, column - 1 + len(first)) + 1
         if first != "default" and not set(first) <= set("01*"):
@@ -112,3 +115,25 @@ def read_rows_file(path: Path, width: int, n_out: int, max_rows: int,
         inputs = None if first == "default" else first
         rows.append((inputs, second, number, column, at(number, column)))
     return build(rows, width, n_out, max_rows)
+
+
+def _read_text(path: Path, max_bytes: int) -> str:
+    """The UTF-8 text of a regular file of at most max_bytes bytes (never reads more)."""
+    not_regular = SupError(f"cannot read rows file '{path}': it is not a regular file")
+    try:
+        if not stat.S_ISREG(os.stat(path).st_mode):   # before open: a FIFO would block it
+            raise not_regular
+        with open(path, "rb") as handle:
+            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+                raise not_regular
+            data = handle.read(max_bytes + 1)
+    except OSError as exc:
+        raise SupError(f"cannot read rows file '{path}': {exc.strerror or exc}") from None
+    if len(data) > max_bytes:
+        raise SupError(f"rows file '{path}' is more than {max_bytes} bytes, the limit for this "
+                       "table (raise it with --max-elements)")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise SupError(f"cannot read rows file '{path}': not UTF-8 text (byte {exc.start + 1})") \
+            from None

@@ -11,9 +11,9 @@ import os
 import sys
 
 import dsl
-from dsl import SupError
+from dsl import SupError, formats
 
-from . import compile_cmds, frontend_cmds, verify_cmds
+from . import compile_cmds, frontend_cmds, import_cmds, verify_cmds
 from .output import EXIT_BAD_INPUT, UsageError
 
 DESCRIPTION = """\
@@ -24,6 +24,10 @@ sup compiles boolean feature circuits (.sup files) into ReLU networks and verifi
   sup graph FILE -o OUT.dot   export the circuit graph (DOT or GraphML)
   sup compile FILE --target dense [-o MODEL]   compile to a ReLU network; print the accounting
   sup verify FILE [--model MODEL | --target T] --method exhaustive|smt|sample
+  sup import FILE.aag|.aig|.bench|.blif [-o FILE.sup]   standard formats to .sup
+
+FILE is a .sup file or, chosen by its extension, ASCII/binary AIGER (.aag, .aig), ISCAS
+.bench or BLIF (.blif).
 
 Every subcommand takes --json (one JSON object on standard output).
 Exit status: 0 ok, 1 mismatch found, 2 bad input, 3 undecided.
@@ -31,7 +35,8 @@ Exit status: 0 ok, 1 mismatch found, 2 bad input, 3 undecided.
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("file", metavar="FILE", help="circuit file (.sup)")
+    parser.add_argument("file", metavar="FILE",
+                        help="circuit file (.sup, or .aag, .aig, .bench, .blif)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--max-elements", type=int, default=dsl.Limits.max_elements,
                         metavar="N", help="largest expansion, array, family or table the file may "
@@ -106,13 +111,15 @@ def build_parser() -> argparse.ArgumentParser:
                      help="where the network runs (auto: CUDA when available)")
     ver.add_argument("--dtype", default="float32", choices=("float32", "float64"))
     ver.set_defaults(run=verify_cmds.cmd_verify)
+
+    import_cmds.register(sub, _common)
     return parser
 
 
 def load_circuit(args):
     limits = dsl.Limits(max_elements=args.max_elements,
                         max_inputs=max(args.max_elements, dsl.Limits.max_inputs))
-    return dsl.load(args.file, limits)
+    return formats.load(args.file, limits)     # .sup, or a standard format by extension
 
 
 def main(argv=None) -> int:

@@ -29,6 +29,9 @@ def merge(reports: list[dict]) -> dict:
     """
     if not reports:
         raise ValueError("no reports to merge")
+    methods = sorted({str(r.get("method")) for r in reports} - {"exhaustive"})
+    if methods:  # a sample or smt report has no shard of the domain: merging it proves nothing
+        raise ValueError(f"only exhaustive shard reports can be merged, not {', '.join(methods)}")
     keys = {(r.get("circuit_sha"), r.get("model_sha"), r.get("shard", {}).get("n"))
             for r in reports}
     if len(keys) != 1:

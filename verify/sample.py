@@ -70,10 +70,10 @@ def uniform_inputs(domain: SparseDomain, count: int, rng) -> np.ndarray:
 
 def aimed_inputs(circuit, count: int, rng) -> np.ndarray:
     m, k = circuit.n_inputs, circuit.sparsity if circuit.sparsity is not None else circuit.n_inputs
-    width = max(1, min(k, m))
+    width = min(k, m)              # sparsity 0: only the all-zero input is in the domain
     index = SignalIndex(circuit)
     drivers = circuit.output_drivers
-    out = np.full((count, width), -1, dtype=np.int64)
+    out = np.full((count, max(width, 1)), -1, dtype=np.int64)
     support_cache = {}
     for i in range(count):
         o = int(rng.integers(len(drivers))) if len(drivers) else 0
@@ -86,7 +86,8 @@ def aimed_inputs(circuit, count: int, rng) -> np.ndarray:
             take = int(rng.integers(1, min(width, len(support)) + 1))
             chosen.update(rng.choice(support, size=take, replace=False).tolist())
         extra = int(rng.integers(0, width - len(chosen) + 1)) if width > len(chosen) else 0
-        while len(chosen) < min(width, len(chosen) + extra) and m:
+        target = min(width, len(chosen) + extra)
+        while len(chosen) < target:
             chosen.add(int(rng.integers(m)))
         row = sorted(chosen)[:width]
         out[i, :len(row)] = row
