@@ -4,7 +4,7 @@
     net = compile_circuit(circuit, target="dense")
     account(net)["neurons"]
 
-Targets: `dense` (compiler/dense.py). The network representation is compiler/network.py.
+Targets: `dense` (compiler/dense.py), `superposed` (compiler/superposed.py, channels.py). The network representation is compiler/network.py.
 """
 
 from __future__ import annotations
@@ -23,6 +23,10 @@ class TargetUnavailable(Exception):
 def compile_circuit(circuit, target: str = "dense", **options) -> Network:
     if target == "dense":
         return compile_dense(circuit)
+    if target == "superposed":
+        from .superposed import SuperposedOptions, compile_superposed
+        progress = options.pop("progress", None)
+        return compile_superposed(circuit, SuperposedOptions(**options), progress=progress)
     if target in TARGETS:
         raise TargetUnavailable(f"the '{target}' target is not available in this version; "
                                 "use --target dense")

@@ -33,8 +33,11 @@ from .levels import analyse
 from .network import CARRY, GATE_NEURON, TABLE_ROW, Layer, Network
 
 
-def compile_dense(circuit: Circuit) -> Network:
-    lv = analyse(circuit)
+def compile_dense(circuit: Circuit, outputs=None) -> Network:
+    """Exact network for all outputs, or only for the output positions `outputs` (the read-out
+    then has one row per selected output, in that order)."""
+    drivers = circuit.output_drivers if outputs is None else circuit.output_drivers[outputs]
+    lv = analyse(circuit, drivers)
     const0 = circuit.n_inputs
     m = circuit.n_inputs
     table = FormTable(np.arange(m, dtype=np.int64), np.arange(m + 1, dtype=np.int64),
@@ -44,7 +47,7 @@ def compile_dense(circuit: Circuit) -> Network:
         layer, table = _build_layer(circuit, lv, level, table, width, const0)
         layers.append(layer)
         width = layer.n_out
-    layers.append(_readout(circuit, lv, table, width, const0))
+    layers.append(_readout(drivers, lv, table, width, const0))
     return Network("dense", m, layers, np.arange(m, dtype=np.int64),
                    output_families=output_families(circuit),
                    input_families=input_families(circuit),
@@ -249,8 +252,7 @@ def _carry_neurons(parts, lv, level, prev_table, const0) -> None:
                     np.ones(len(carry)), np.zeros(len(carry)))
 
 
-def _readout(circuit, lv, table, n_in, const0) -> Layer:
-    drivers = circuit.output_drivers
+def _readout(drivers, lv, table, n_in, const0) -> Layer:
     n_out = len(drivers)
     off, nrn, cf, const = lookup(table, drivers, lv.base, lv.negated, const0)
     rows = csr.row_of_each(off)

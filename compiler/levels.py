@@ -35,7 +35,8 @@ def _reads(data: dict) -> np.ndarray:
     return data["operands"] if data["kind"] == GATE else data["inputs"]
 
 
-def analyse(circuit: Circuit) -> SignalLevels:
+def analyse(circuit: Circuit, drivers=None) -> SignalLevels:
+    """Levels for computing the signals `drivers` (default: every output's driver)."""
     n = circuit.n_signals
     graph = circuit.graph
     base = np.arange(n, dtype=np.int64)
@@ -53,7 +54,7 @@ def analyse(circuit: Circuit) -> SignalLevels:
         elif data["kind"] == TABLE:
             level[lo:hi] = 1 + (level[data["inputs"]].max() if len(data["inputs"]) else 0)
 
-    drivers = circuit.output_drivers
+    drivers = circuit.output_drivers if drivers is None else np.asarray(drivers, dtype=np.int64)
     live = np.zeros(n, dtype=bool)
     live[drivers] = True
     for key in reversed(circuit.signal_nodes):

@@ -40,10 +40,16 @@ except ImportError:  # pragma: no cover
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 SMALL_LIMIT = 5_000
-SMALL_EXAMPLES = sorted(
-    p.stem for p in EXAMPLES.glob("*.sup")
-    if p.stem != "pairs_1m" and p.stem != "pairs_16k"       # huge: not even loaded
-    and SparseDomain(*(lambda c: (c.n_inputs, c.sparsity))(dsl.load(p))).size <= SMALL_LIMIT)
+HUGE = {"pairs_1m", "pairs_16k"}                  # millions of inputs: not even loaded
+
+
+def _domain_size(path) -> int:
+    circuit = dsl.load(path)
+    return SparseDomain(circuit.n_inputs, circuit.sparsity).size
+
+
+SMALL_EXAMPLES = sorted(p.stem for p in EXAMPLES.glob("*.sup")
+                        if p.stem not in HUGE and _domain_size(p) <= SMALL_LIMIT)
 N_RANDOM = 40
 
 

@@ -237,7 +237,8 @@ def verify_smt(circuit, net, module, timeout_ms: int = 10_000, outputs=None,
             else:
                 undecided.append({"output": names[o], "reason": detail})
             bar.update(1)
-    verified = False if refuted else (True if not undecided else None)
+    # a flagged output is proved over exact reals, but float rounding could flip it: undecided
+    verified = False if refuted else (True if not undecided and not flagged else None)
     return {
         "verified": verified, "method": "smt",
         "inputs_checked": None, "outputs_checked": len(proved),
@@ -248,8 +249,9 @@ def verify_smt(circuit, net, module, timeout_ms: int = 10_000, outputs=None,
         "max_rounding_bound": float(delta.max(initial=0.0)),
         "min_margin": None,
         "note": "proofs are over exact real arithmetic with the module's stored weights as "
-                "rationals; a proved output has margin above its float rounding bound unless "
-                "flagged",
+                "rationals; every proved output also has a margin above its float rounding "
+                "bound, except flagged ones, which leave the verdict undecided (check them "
+                "exhaustively)",
         "seconds": round(time.perf_counter() - start, 3),
         "seconds_per_output": round(float(np.mean(seconds_per)), 5) if seconds_per else None,
         "timeout_ms": timeout_ms, "dtype": str(module.dtype).replace("torch.", ""),
