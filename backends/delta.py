@@ -111,16 +111,22 @@ class DeltaForward:
         widest = max(n_out for n_out, _, _ in self.module.shapes)
         step = max(1, scratch_cells // max(widest, 1))
         parts, q_parts = [], []
-        for s in range(0, active.shape[0], step):
+        s = 0
+        while s < active.shape[0]:
             sub_q = None
             if queries is not None:
                 q_rows, q_outs = queries
                 sel = (q_rows >= s) & (q_rows < s + step)
                 sub_q = (q_rows[sel] - s, q_outs[sel], sel)
+            before = self.macs
             rows, outs, vals, q_vals = self._run(active[s:s + step], lower, upper, sub_q)
             parts.append((rows + s, outs, vals))
             if sub_q is not None:
                 q_parts.append((sub_q[2], q_vals))
+            s += step
+            # bound memory: about 2^22 followed changes per chunk, whatever the fan-out
+            per_input = (self.macs - before) / max(min(step, active.shape[0]), 1)
+            step = max(1, min(step, int((1 << 22) / max(per_input, 1.0))))
         cat = lambda i, like: torch.cat([p[i] for p in parts]) if parts else like  # noqa: E731
         empty_l = torch.zeros(0, dtype=torch.long, device=active.device)
         result = DeltaResult(active.shape[0], self.base_h[-1], cat(0, empty_l), cat(1, empty_l),

@@ -191,39 +191,51 @@ def _prime_at_most(x: int) -> int:
 
 # ------------------------------------------------------------------ repair
 
-def repair(spec: ChannelSpec, a: Assignment, rng, rounds: int = 30, candidates: int = 8):
-    """Re-draw the channels of failing outputs until every output is exact or `rounds` pass.
+def repair(spec: ChannelSpec, a: Assignment, rng, rounds: int = 30, candidates: int = 8,
+           give_up: int | None = None, patience: int = 4):
+    """Re-draw the channels of failing outputs until every output is exact.
 
-    Each failing output tries `candidates` random channels from its class pool and keeps the
-    one whose own check passes with the fewest listened features; outputs sharing a changed
-    neuron are re-checked next round. Returns the number of outputs still failing.
+    Many failing outputs are re-drawn at once (random channels from their class pool); the last
+    few each try `candidates` channels and keep the least loaded. Outputs sharing a changed
+    neuron are re-checked. Stops after `rounds`, after `patience` rounds without progress, or at
+    once when more than `give_up` outputs fail initially (the width is hopeless). Returns the
+    number of outputs still failing.
     """
     listen = listen_sets(spec, a)
     failing = failing_outputs(spec, a, listen)
-    c = a.c_neurons.reshape(spec.n_outputs, -1) if _uniform(a) else None
-    if c is None:
+    if not _uniform(a) or (give_up is not None and len(failing) > give_up):
         return len(failing)
+    c = a.c_neurons.reshape(spec.n_outputs, -1)
     pools = {k: np.flatnonzero(a.neuron_k == k) for k in np.unique(a.neuron_k)}
     t = c.shape[1]
+    best, stale = len(failing), 0
     for _ in range(rounds):
         if len(failing) == 0:
             break
-        touched = set()
-        for j in failing.tolist():
-            pool = pools[int(spec.k[j])]
-            best, best_load = None, None
-            for _ in range(candidates):
-                cand = rng.choice(pool, size=t, replace=False)
-                load = int(np.diff(listen[0])[cand].sum())
-                if best is None or load < best_load:
-                    best, best_load = cand, load
-            touched.update(c[j].tolist())
-            c[j] = best
-            touched.update(best.tolist())
+        touched = [c[failing].ravel()]
+        for k, pool in pools.items():
+            sel = failing[spec.k[failing] == k]
+            if len(sel) == 0:
+                continue
+            if len(sel) > 64:
+                keys = rng.random((len(sel), len(pool)))
+                c[sel] = pool[np.argsort(keys, axis=1)[:, :t]]
+            else:
+                load = np.diff(listen[0])
+                for j in sel.tolist():
+                    cands = [rng.choice(pool, size=t, replace=False) for _ in range(candidates)]
+                    c[j] = min(cands, key=lambda cand: int(load[cand].sum()))
+        touched.append(c[failing].ravel())
         a.c_neurons = c.ravel()
         listen = listen_sets(spec, a)
-        affected = _outputs_using(a, np.fromiter(touched, dtype=np.int64))
+        affected = _outputs_using(a, np.unique(np.concatenate(touched)))
         failing = failing_outputs(spec, a, listen, affected)
+        if len(failing) < best:
+            best, stale = len(failing), 0
+        else:
+            stale += 1
+            if stale >= patience:
+                break
     return len(failing)
 
 

@@ -113,7 +113,7 @@ def _attempt(spec, n, t, construction, seed, rounds):
         a = assign_design(spec, n, t, rng)
     else:
         a = assign_random(spec, n, t, rng)
-    left = repair(spec, a, rng, rounds=rounds)
+    left = repair(spec, a, rng, rounds=rounds, give_up=max(64, spec.n_outputs // 10))
     return a, left
 
 

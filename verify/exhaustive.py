@@ -61,6 +61,7 @@ class ExhaustiveCheck:
         self.min_margin = math.inf
         self.counterexamples = []
         self._bound_cache = None
+        self.dense = None
 
     def _bounds(self):
         """Read-out entries worth returning: those that can be wrong or lower the margin.
@@ -80,7 +81,21 @@ class ExhaustiveCheck:
                                  torch.as_tensor(upper, dtype=dt, device=dev))
         return self._bound_cache[1], self._bound_cache[2]
 
+    def choose_path(self, sample: np.ndarray) -> str:
+        """'dense' read-out or 'delta' (event-driven), whichever is estimated cheaper."""
+        from .dense_check import DenseReadout, delta_cost, dense_cost
+        sample_t = torch.as_tensor(sample, device=self.module.device)
+        if dense_cost(self.module) < delta_cost(self.module, sample_t):
+            self.dense = DenseReadout(self.module)
+            return "dense"
+        return "delta"
+
     def check(self, active: np.ndarray) -> None:
+        if self.dense is not None:
+            step = self.dense.step(self.n_out)
+            for start in range(0, len(active), step):
+                self._check_dense(active[start:start + step])
+            return
         n_out, batch = self.n_out, len(active)
         ref = evaluate_active(self.circuit, active, chunk=batch)
         # exact read-out wherever the spec changes, and for outputs wrong at baseline
@@ -115,6 +130,19 @@ class ExhaustiveCheck:
             (q_spec != DONT_CARE).sum() - (self.spec_base[q_outs] != DONT_CARE).sum())
         bad_rows = np.unique(rows[wrong])
         self.failing += len(bad_rows)
+        for row in bad_rows[: self.max_counterexamples - len(self.counterexamples)]:
+            self._record(active[row], row, rows, outs, wrong, y)
+
+    def _check_dense(self, active: np.ndarray) -> None:
+        ref = evaluate_active(self.circuit, active, chunk=len(active))
+        rows, outs, y, margin, cared = self.dense.compare(active, self.spec_base, ref,
+                                                          self.threshold)
+        self.min_margin = min(self.min_margin, margin)
+        self.inputs += len(active)
+        self.outputs += cared
+        bad_rows = np.unique(rows)
+        self.failing += len(bad_rows)
+        wrong = np.ones(len(rows), dtype=bool)
         for row in bad_rows[: self.max_counterexamples - len(self.counterexamples)]:
             self._record(active[row], row, rows, outs, wrong, y)
 
@@ -156,11 +184,19 @@ def _overlay(keys, change_keys, change_values, base_values):
 
 
 def verify_exhaustive(circuit, module, shard=(1, 1), batch: int = DEFAULT_BATCH,
-                      max_counterexamples: int = 20, progress: bool = True) -> dict:
+                      max_counterexamples: int = 20, progress: bool = True,
+                      path: str = "auto") -> dict:
+    """Check every input of the shard; `path`: 'delta', 'dense' or 'auto' (estimated cost)."""
     domain = SparseDomain(circuit.n_inputs, circuit.sparsity)
     start_rank, stop_rank = domain.shard(*shard)
     start = time.perf_counter()
     check = ExhaustiveCheck(circuit, module, max_counterexamples)
+    sample_ranks = np.linspace(start_rank, max(start_rank, stop_rank - 1),
+                               num=min(256, max(stop_rank - start_rank, 1))).astype(np.int64)
+    path = check.choose_path(domain.unrank(np.unique(sample_ranks))) if path == "auto" else path
+    if path == "dense" and check.dense is None:
+        from .dense_check import DenseReadout
+        check.dense = DenseReadout(module)
     with progress_bar(stop_rank - start_rank, "inputs", enabled=progress) as bar:
         for first, active in domain.batches(batch, start_rank, stop_rank):
             check.check(active)
@@ -179,4 +215,5 @@ def verify_exhaustive(circuit, module, shard=(1, 1), batch: int = DEFAULT_BATCH,
                                               "ranks": [start_rank, stop_rank]},
         "complete": shard[1] == 1,
         "device": str(module.device), "dtype": str(module.dtype).replace("torch.", ""),
+        "path": "dense" if check.dense is not None else "delta",
     }

@@ -44,19 +44,23 @@ def _real(x: float):
 def rounding_bounds(layers, unit_roundoff: float) -> np.ndarray:
     """Per read-out row, a bound on |float forward - exact forward| for 0/1 inputs.
 
-    Interval bound S_L = |W| S_{L-1} + |b| on sum |w h| + |b| (inputs bounded by 1), and error
-    E_L = |W| E_{L-1} + gamma_n S_L with gamma_n = n u / (1 - n u), n the largest fan-in + 1.
+    Interval propagation bounds every activation: inputs lie in [0, 1], a ReLU neuron in
+    [0, U] with U = relu(sum_{w > 0} w U' + b). A dot product of n terms rounds by at most
+    gamma_n * (sum |w| U' + |b|), gamma_n = n u / (1 - n u); errors of the previous layer pass
+    through |W|: E = |W| E' + gamma_n (|W| U' + |b|). ReLU does not increase errors.
     """
-    s = np.ones(layers[0]["n_in"])
-    e = np.zeros(layers[0]["n_in"])
+    upper = np.ones(layers[0]["n_in"])
+    err = np.zeros(layers[0]["n_in"])
     for layer in layers:
-        rows, cols, vals, bias = layer["rows"], layer["cols"], np.abs(layer["vals"]), np.abs(layer["bias"])
-        fan_in = np.bincount(rows, minlength=layer["n_out"]).max(initial=0) + 1
+        rows, cols, vals, bias = layer["rows"], layer["cols"], layer["vals"], layer["bias"]
+        n_out = layer["n_out"]
+        fan_in = np.bincount(rows, minlength=n_out).max(initial=0) + 1
         gamma = fan_in * unit_roundoff / (1 - fan_in * unit_roundoff)
-        s_new = np.bincount(rows, weights=vals * s[cols], minlength=layer["n_out"]) + bias
-        e = np.bincount(rows, weights=vals * e[cols], minlength=layer["n_out"]) + gamma * s_new
-        s = s_new
-    return e
+        magnitude = np.bincount(rows, weights=np.abs(vals) * upper[cols], minlength=n_out) + np.abs(bias)
+        err = np.bincount(rows, weights=np.abs(vals) * err[cols], minlength=n_out) + gamma * magnitude
+        pre_upper = np.bincount(rows, weights=np.maximum(vals, 0) * upper[cols], minlength=n_out) + bias
+        upper = np.maximum(pre_upper, 0) if layer["relu"] else magnitude
+    return err
 
 
 def module_layers(module) -> list[dict]:
