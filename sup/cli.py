@@ -43,6 +43,21 @@ def _common(parser: argparse.ArgumentParser) -> None:
                         f"ask for (default {dsl.Limits.max_elements:,}); raise it deliberately")
 
 
+def _superposed_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group(
+        "superposed target", "outputs that are AND / OR / atleast of input features (or copies) "
+        "share neurons through channels; the compiler searches the smallest width whose channel "
+        "assignment is exact on the whole domain (every other output is compiled densely)")
+    group.add_argument("--construction", default="output-channels",
+                       choices=("output-channels", "design", "input-channels"),
+                       help="output-channels: balanced random channels (default); design: "
+                       "channels from a transversal design (pairwise overlap <= 1); "
+                       "input-channels: universal-AND style random listening")
+    group.add_argument("--width", type=int, metavar="N", help="use exactly N channel neurons")
+    group.add_argument("--channel", type=int, metavar="T", help="use channels of T neurons")
+    group.add_argument("--seed", type=int, default=0, help="random seed of the assignment")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sup", description=DESCRIPTION,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -80,6 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help="dense: exact, one small group of neurons per gate (default)")
     comp.add_argument("-o", "--output", metavar="MODEL",
                       help="save the network to MODEL(.safetensors) and MODEL.json")
+    _superposed_options(comp)
     comp.add_argument("--onnx", metavar="OUT.onnx",
                       help="also export the dense form as ONNX (needs the onnx package)")
     comp.set_defaults(run=compile_cmds.cmd_compile)
@@ -95,8 +111,11 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--model", metavar="MODEL", help="a network saved by sup compile -o")
     src.add_argument("--target", choices=("dense", "superposed", "conditional"),
                      help="compile in memory first (default: dense)")
-    ver.add_argument("--method", default="auto", choices=("auto", "exhaustive", "smt", "sample"),
-                     help="auto: exhaustive up to 200M inputs, else sample (default)")
+    _superposed_options(ver)
+    ver.add_argument("--method", default="auto",
+                     choices=("auto", "exhaustive", "smt", "sample", "structural"),
+                     help="auto: exhaustive up to 200M inputs, else sample (default); "
+                     "structural: exact combinatorial proof for superposed channel networks")
     ver.add_argument("--shard", metavar="I/N", help="exhaustive: check only part I of N")
     ver.add_argument("--merge", nargs="+", metavar="REPORT",
                      help="combine shard reports (written with --report) into one verdict")
@@ -106,7 +125,6 @@ def build_parser() -> argparse.ArgumentParser:
     ver.add_argument("--timeout", type=float, default=10.0, metavar="SECONDS",
                      help="smt: time limit per output query (default 10)")
     ver.add_argument("--samples", type=int, default=100_000, help="sample: inputs to draw")
-    ver.add_argument("--seed", type=int, default=0, help="sample: random seed")
     ver.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
                      help="where the network runs (auto: CUDA when available)")
     ver.add_argument("--dtype", default="float32", choices=("float32", "float64"))

@@ -7,18 +7,35 @@ import time
 from .output import UsageError, emit
 
 
+def target_options(args) -> dict:
+    """Options of the chosen target from the command line."""
+    if getattr(args, "target", None) != "superposed":
+        return {}
+    return {"construction": args.construction, "width": args.width, "channel": args.channel,
+            "seed": args.seed}
+
+
 def cmd_compile(args, circuit) -> int:
     from compiler import TargetUnavailable, account, compile_circuit, format_accounting
 
     start = time.perf_counter()
     try:
-        net = compile_circuit(circuit, target=args.target)
+        net = compile_circuit(circuit, target=args.target, **target_options(args))
     except TargetUnavailable as exc:
         raise UsageError(str(exc)) from None
     seconds = time.perf_counter() - start
     info = account(net)
     info["compile_seconds"] = round(seconds, 3)
     text = format_accounting(info) + f"\ncompiled in {seconds:.2f} s"
+    if net.target == "superposed":
+        meta = net.meta
+        info["superposed"] = {k: meta[k] for k in ("construction", "superposed_outputs",
+                                                    "dense_outputs", "channel_neurons",
+                                                    "channel_size")}
+        text += (f"\nsuperposed {meta['superposed_outputs']:,} outputs on "
+                 f"{meta['channel_neurons']:,} channel neurons (channels of "
+                 f"{meta['channel_size']}, {meta['construction']}); "
+                 f"{meta['dense_outputs']:,} outputs compiled densely")
     if args.output:
         from backends import save
         try:

@@ -25,7 +25,8 @@ def _network(args, circuit):
                              "(inputs or output names differ)")
         return net
     try:
-        return compile_circuit(circuit, target=args.target or "dense")
+        from .compile_cmds import target_options
+        return compile_circuit(circuit, target=args.target or "dense", **target_options(args))
     except TargetUnavailable as exc:
         raise UsageError(str(exc)) from None
 
@@ -64,6 +65,10 @@ def cmd_verify(args, circuit) -> int:
             raise UsageError(str(exc)) from None
         report = verify_exhaustive(circuit, module, shard=shard, batch=args.batch,
                                    max_counterexamples=args.max_counterexamples, progress=progress)
+    elif method == "structural":
+        from verify.structural import verify_structural
+        report = verify_structural(circuit, net, module,
+                                   max_counterexamples=args.max_counterexamples)
     elif method == "smt":
         report = verify_smt(circuit, net, module, timeout_ms=int(args.timeout * 1000),
                             max_counterexamples=args.max_counterexamples, progress=progress)
