@@ -37,8 +37,11 @@ def cmd_compile(args, circuit) -> int:
                  f"{meta['channel_size']}, {meta['construction']}); "
                  f"{meta['dense_outputs']:,} outputs compiled densely")
     if args.output:
+        from pathlib import Path
+
         from backends import save
         try:
+            Path(args.output).parent.mkdir(parents=True, exist_ok=True)
             path = save(net, args.output, extra={"accounting": info})
         except OSError as exc:
             raise UsageError(f"cannot write {args.output}: {exc.strerror}") from None

@@ -120,7 +120,8 @@ def _text(r: dict) -> str:
                        ("error_rate_upper_bound", "error rate <= (95%)"),
                        ("inputs_per_second", "inputs per second")):
         if r.get(key) is not None:
-            value = f"{r[key]:,}" if isinstance(r[key], int) else f"{r[key]:.4g}"
+            value = (f"{r[key]:,}" if isinstance(r[key], int) else
+                     f"{r[key]:,.0f}" if abs(r[key]) >= 100 else f"{r[key]:.4g}")
             lines.append(f"{label:<22}{value}")
     lines.append(f"seconds               {r['seconds']:.2f}")
     for c in r["counterexamples"][:10]:

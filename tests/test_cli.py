@@ -181,7 +181,7 @@ def test_compile_pairs_small(capsys):
     assert b["neurons_over_naive"] == pytest.approx(1.0)
 
 
-@pytest.mark.parametrize("target", ["superposed", "conditional"])
+@pytest.mark.parametrize("target", ["conditional"])
 def test_compile_unavailable_target(capsys, target):
     code, data, err = run(capsys, "compile", C17, "--target", target, "--json")
     assert code == 2 and data is None
@@ -213,9 +213,15 @@ def test_compile_output_model(capsys, tmp_path):
 
 
 def test_compile_output_unwritable(capsys, tmp_path):
-    code, _, err = run(capsys, "compile", C17, "-o", tmp_path / "no" / "such" / "dir" / "m",
-                       "--json")
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    code, _, err = run(capsys, "compile", C17, "-o", blocker / "dir" / "m", "--json")
     assert code == 2 and "error" in err
+
+
+def test_compile_output_creates_missing_folders(capsys, tmp_path):
+    code, data, _ = run(capsys, "compile", C17, "-o", tmp_path / "new" / "dir" / "m", "--json")
+    assert code == 0 and (tmp_path / "new" / "dir" / "m.safetensors").exists()
 
 
 def test_compile_onnx(capsys, tmp_path):
@@ -318,3 +324,11 @@ def test_domain_size_matches_sparse_domain(capsys):
         code, data, _ = run(capsys, "check", path, "--json")
         c = dsl.load(path)
         assert data["domain_size"] == SparseDomain(c.n_inputs, c.sparsity).size
+
+
+def test_compile_superposed_reports_what_was_superposed(capsys):
+    code, data, _ = run(capsys, "compile", "examples/pairs_small.sup", "--target", "superposed",
+                        "--json")
+    assert code == 0 and data["target"] == "superposed"
+    assert data["superposed"]["superposed_outputs"] == 256
+    assert data["neurons"] == data["superposed"]["channel_neurons"] < 256
