@@ -15,6 +15,7 @@ Large batches are cut into chunks so that one chunk's widest activation stays be
 
 from __future__ import annotations
 
+import warnings
 from typing import Optional
 
 import numpy as np
@@ -76,7 +77,9 @@ class SupModule(nn.Module):
             else:
                 w = torch.sparse_coo_tensor(torch.stack([rows, cols]), vals, (n_out, n_in),
                                         check_invariants=False)
-                w = w.coalesce().to_sparse_csr()
+                with warnings.catch_warnings():  # torch calls sparse CSR "beta"
+                    warnings.simplefilter("ignore", UserWarning)
+                    w = w.coalesce().to_sparse_csr()
             self._compiled[i] = w
         return self._compiled[i]
 
