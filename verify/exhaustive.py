@@ -25,6 +25,7 @@ from dsl.semantics import DONT_CARE, evaluate_active
 from .progress import progress_bar
 
 DEFAULT_BATCH = 1 << 16
+MARGIN_FLOOR = 0.5  # margins above this are reported as a bound (pruning keeps the rest)
 
 
 def margins(spec: np.ndarray, y: np.ndarray, threshold: float) -> np.ndarray:
@@ -66,15 +67,16 @@ class ExhaustiveCheck:
     def _bounds(self):
         """Read-out entries worth returning: those that can be wrong or lower the margin.
 
-        With floor = max(0, smallest margin so far), an output that is 0 at baseline matters
-        only where y > t - floor, an output that is 1 only where y <= t + floor; every other
-        entry decodes correctly with margin >= floor, so pruning it changes neither a decision
-        nor the minimum margin.
+        With floor = max(0, min(smallest margin so far, MARGIN_FLOOR)), an output that is 0 at
+        baseline matters only where y >= t - floor, an output that is 1 only where
+        y <= t + floor; every other entry decodes correctly with margin > floor, so pruning it
+        changes no decision, and the minimum margin is exact whenever it is at most
+        MARGIN_FLOOR (otherwise the report gives MARGIN_FLOOR as a lower bound).
         """
-        floor = max(0.0, min(self.min_margin, float(self.base_margin.min(initial=math.inf))))
+        floor = max(0.0, min(self.min_margin, MARGIN_FLOOR))
         if self._bound_cache is None or self._bound_cache[0] != floor:
             t = self.threshold
-            upper = np.where(self.spec_base == 0, t - floor, math.inf)
+            upper = np.where(self.spec_base == 0, np.nextafter(t - floor, -math.inf), math.inf)
             lower = np.where(self.spec_base == 1, t + floor, -math.inf)
             dev, dt = self.module.device, self.module.dtype
             self._bound_cache = (floor, torch.as_tensor(lower, dtype=dt, device=dev),
@@ -159,9 +161,14 @@ class ExhaustiveCheck:
 
     @property
     def margin(self):
+        """(minimum margin, exact?): exact when at most MARGIN_FLOOR, else a lower bound."""
         values = [self.min_margin] + ([float(self.base_margin.min())] if len(self.base_margin) else [])
         best = min(values)
-        return None if math.isinf(best) else best
+        if math.isinf(best):
+            return None, True
+        if best <= MARGIN_FLOOR or self.dense is not None:
+            return best, True
+        return MARGIN_FLOOR, False
 
 
 def _contains(sorted_keys: np.ndarray, query: np.ndarray) -> np.ndarray:
@@ -209,7 +216,8 @@ def verify_exhaustive(circuit, module, shard=(1, 1), batch: int = DEFAULT_BATCH,
         "inputs_checked": check.inputs, "outputs_checked": check.outputs,
         "failing_inputs": check.failing,
         "counterexamples": check.counterexamples, "max_counterexamples": max_counterexamples,
-        "min_margin": check.margin, "seconds": round(seconds, 3),
+        "min_margin": check.margin[0], "min_margin_is_lower_bound": not check.margin[1],
+        "seconds": round(seconds, 3),
         "inputs_per_second": round(check.inputs / seconds, 1) if seconds > 0 else None,
         "domain_size": domain.size, "shard": {"i": shard[0], "n": shard[1],
                                               "ranks": [start_rank, stop_rank]},

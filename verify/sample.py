@@ -115,7 +115,7 @@ def verify_sample(circuit, module, samples: int = 100_000, seed: int = 0, batch:
             results[name] = check
     uni, aim = results["uniform"], results["aimed"]
     failing = uni.failing + aim.failing
-    margins = [m for m in (uni.margin, aim.margin) if m is not None]
+    margins = [m[0] for m in (uni.margin, aim.margin) if m[0] is not None]
     return {
         "verified": False if failing else None, "method": "sample",
         "inputs_checked": uni.inputs + aim.inputs, "outputs_checked": uni.outputs + aim.outputs,
