@@ -586,7 +586,7 @@ def test_bounds_of_a_compiled_1024_output_network():
 
 def test_unavailable_targets():
     circuit = dsl.loads("input a, b; output y = a & b;")
-    for target in ("superposed", "conditional", "nonsense"):
+    for target in ("conditional", "nonsense"):
         with pytest.raises(TargetUnavailable):
             compile_circuit(circuit, target)
 
