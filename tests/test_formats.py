@@ -11,8 +11,9 @@ On the circuits of ../shared/circuits (skipped when that folder is absent):
 (d) c17.bench agrees with examples/c17.sup on all 32 inputs, and the ISCAS files agree with a
     plain-Python interpreter of .bench text written here;
 (e) every kind of malformed file gives its exact `FILE:LINE:COL: error:` message: the golden
-    files in tests/golden_formats (NAME.EXT and NAME.err, as in tests/test_errors.py; regenerate
-    with SUP_REGEN_GOLDEN=1 and read every change).
+    files in tests/golden_formats (NAME.EXT and NAME.err, as in tests/test_errors.py, including
+    a first line `# limits: max_elements=2` for .bench/.blif files; regenerate with
+    SUP_REGEN_GOLDEN=1 and read every change).
 
 Plus small files for each construct of each format, the naming rule, and the command line.
 """
@@ -394,7 +395,8 @@ def test_every_error_kind_has_a_golden_file():
     stems = {Path(n).stem for n in GOLDEN_CASES}
     for kind in ("aag_undefined_literal", "aag_cycle", "aag_bad_header", "aag_wrong_counts",
                  "aag_latch", "aag_duplicate_definition", "aag_truncated", "aig_truncated",
-                 "aig_latch", "aig_wrong_counts", "aag_counts_over_limit", "bench_unknown_gate",
+                 "aig_latch", "aig_wrong_counts", "aag_counts_over_limit", "aig_inputs_over_limit",
+                 "bench_too_many_gates", "bench_unknown_gate",
                  "bench_undefined_signal", "bench_cycle", "bench_duplicate_definition",
                  "bench_dff", "blif_latch", "blif_subckt", "blif_undefined_signal", "blif_cycle",
                  "blif_duplicate_definition", "blif_mixed_cover", "blif_row_width"):
@@ -404,8 +406,14 @@ def test_every_error_kind_has_a_golden_file():
 @pytest.mark.parametrize("name", GOLDEN_CASES)
 def test_golden_error(name, monkeypatch):
     monkeypatch.chdir(GOLDEN)
+    first = (GOLDEN / name).read_bytes().split(b"\n", 1)[0].decode("latin-1")
+    match = re.match(r"#\s*limits:\s*(.*)", first)    # as in tests/test_errors.py
+    limits = None
+    if match:
+        values = dict(item.split("=") for item in match.group(1).replace(" ", "").split(","))
+        limits = dsl.Limits(**{key: int(value) for key, value in values.items()})
     with pytest.raises(SupError) as info:
-        formats.load(name)
+        formats.load(name, limits)
     err = info.value
     shown = str(err)
     assert re.match(rf"{re.escape(name)}:\d+:\d+: error: ", shown), shown

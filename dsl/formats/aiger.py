@@ -23,10 +23,12 @@ import numpy as np
 
 from ..elaborate import Limits
 from ..errors import SupError
-from .netlist import AND, CONST0, CONST1, INPUT, Netlist
+from .netlist import AND, CONST0, INPUT, Netlist
 from .names import sanitize
 
 _UINT = re.compile(r"0|[1-9][0-9]*\Z")
+EXTENSIONS = ("bad-state properties (B)", "invariant constraints (C)", "justice properties (J)",
+              "fairness constraints (F)")
 
 
 class _Lines:
@@ -64,15 +66,19 @@ class _Lines:
         return line, offset - (self.data.rfind(b"\n", 0, offset) + 1) + 1
 
 
-def _fields(text: str, line: int, lines: _Lines, count: int, what: str) -> list[tuple[int, int]]:
-    """The `count` unsigned integers of a line as (value, column); strict single spaces."""
-    parts, column = [], 1
+def _fields(text: str, line: int, lines: _Lines, count, what: str,
+            first_column: int = 1) -> list[tuple[int, int]]:
+    """The unsigned integers of a line as (value, column): `count` of them, or between
+    count[0] and count[1] when count is a pair."""
+    parts, column = [], first_column
     for token in text.split(" "):
         if token:
             parts.append((token, column))
         column += len(token) + 1
+    if isinstance(count, tuple):
+        count = min(max(len(parts), count[0]), count[1])
     if len(parts) != count:
-        col = parts[count][1] if len(parts) > count else len(text) + 1
+        col = parts[count][1] if len(parts) > count else len(text) + first_column
         raise lines.error(f"{what} needs {count} number{'s' if count > 1 else ''}, this line has "
                           f"{len(parts)}", line, col)
     out = []
@@ -90,44 +96,34 @@ def read_aiger(path, limits: Limits | None = None, data: bytes | None = None):
     if data is None:
         data = _read_bytes(path, file)
     limits = limits or Limits()
-    binary = data.startswith(b"aig ")
-    source = data.decode("latin-1") if not binary else _text_prefix(data)
-    lines = _Lines(data, file, source)
+    lines = _Lines(data, file, data.decode("latin-1"))
     header, line = lines.next("the header 'aag M I L O A' or 'aig M I L O A'")
     kind = header.split(" ", 1)[0]
     if kind not in ("aag", "aig"):
         raise lines.error(f"bad header: an AIGER file starts with 'aag' (ASCII) or 'aig' "
                           f"(binary), not '{header[:20]}'", line, 1)
-    tokens = header[4:].split(" ")
-    if len(tokens) > 5:
-        extra = _fields(header[4:], line, lines, len(tokens), "the header")[5:]
-        for (value, col), what in zip(extra, ("bad-state properties (B)", "invariant constraints (C)",
-                                             "justice properties (J)", "fairness constraints (F)",
-                                             "?")):
-            if what == "?":
-                raise lines.error("bad header: more than 9 numbers after 'aag'/'aig'", line, col + 4)
-            if value:
-                raise lines.error(f"{what} are not supported (only combinational circuits)",
-                                  line, col + 4)
-        tokens = tokens[:5]
-    values = _fields(" ".join(tokens), line, lines, 5, "the header 'M I L O A'")
-    (m, _), (i, i_col), (l, l_col), (o, o_col), (a, a_col) = values
+    values = _fields(header[4:], line, lines, (5, 9), "the header 'M I L O A'", first_column=5)
+    for (value, col), what in zip(values[5:], EXTENSIONS):     # AIGER 1.9: B C J F
+        if value:
+            raise lines.error(f"{what} are not supported (only combinational circuits)",
+                              line, col)
+    (m, _), (i, i_col), (l, l_col), (o, o_col), (a, a_col) = values[:5]
     if l:
         raise lines.error(f"latches are not supported: this file has {l} (L = {l}); only "
-                          f"combinational AIGER files can be read", line, l_col + 4)
+                          f"combinational AIGER files can be read", line, l_col)
     for count, col, what, limit in ((i, i_col, "inputs", limits.max_inputs),
                                     (o, o_col, "outputs", limits.max_elements),
                                     (a, a_col, "AND gates", limits.max_elements)):
         if count > limit:
             raise lines.error(f"the header declares {count} {what}, more than the limit of "
-                              f"{limit} (raise it with --max-elements)", line, col + 4)
+                              f"{limit} (raise it with --max-elements)", line, col)
     if m < i + l + a:
         raise lines.error(f"wrong counts in the header: M = {m} is less than I + L + A = "
                           f"{i + l + a}", line, 5)
     if kind == "aig" and m != i + l + a:
         raise lines.error(f"wrong counts in the header: a binary file needs M = I + L + A, but "
                           f"M = {m} and I + L + A = {i + l + a}", line, 5)
-    net = Netlist(file, source, limits, noun="literal")
+    net = Netlist(file, lines.source, limits, noun="literal")
     # the minimum bytes each section needs: refuse a header the file cannot hold
     rest = len(data) - lines.pos
     need = (0 if kind == "aig" else 2 * i) + 2 * o + 2 * a - 1   # every line or number
@@ -135,7 +131,7 @@ def read_aiger(path, limits: Limits | None = None, data: bytes | None = None):
         lines.pos = len(data)
         raise lines.error(f"truncated file: the header declares {_plural(i, 'input')}, "
                           f"{_plural(o, 'output')} and {_plural(a, 'AND gate')}, which need "
-                          f"at least {need} more bytes, but the file has {rest}", line, a_col + 4)
+                          f"at least {need} more bytes, but the file has {rest}", line, a_col)
     net.define("0", CONST0, (0, 0))
     if kind == "aag":
         for k in range(i):
@@ -147,7 +143,7 @@ def read_aiger(path, limits: Limits | None = None, data: bytes | None = None):
             net.define(str(lit), INPUT, (ln, col))
     else:
         for k in range(i):
-            net.define(str(2 * (k + 1)), INPUT, (line, i_col + 4))
+            net.define(str(2 * (k + 1)), INPUT, (line, i_col))
     outputs = []
     for k in range(o):
         text, ln = lines.next(f"output {k} of {o}")
@@ -165,7 +161,7 @@ def read_aiger(path, limits: Limits | None = None, data: bytes | None = None):
                                   f"literal, not {lhs}", ln, c0)
             _and(net, lhs, (r0, r1), (ln, c0), ((ln, c1), (ln, c2)))
     else:
-        _binary_ands(net, lines, i, l, a, m)
+        _binary_ands(net, lines, i, l, a)
     names_in, names_out = _symbols(lines, i, o)
     for k, input_net in enumerate(net.inputs):
         # the net keeps its literal as key in `ids` (messages about ANDs name literals);
@@ -192,11 +188,6 @@ def _read_bytes(path: Path, file: str) -> bytes:
         raise SupError(f"cannot read the file: {exc.strerror}", 0, 0, file) from None
 
 
-def _text_prefix(data: bytes) -> str:
-    """The text part of a binary file (header and outputs) for showing error lines."""
-    return data.decode("latin-1")
-
-
 def _check_literal(lines, lit: int, m: int, line: int, col: int) -> None:
     if lit > 2 * m + 1:
         raise lines.error(f"literal {lit} is out of range: the header's M = {m} allows literals "
@@ -208,7 +199,7 @@ def _and(net: Netlist, lhs: int, rhs, pos, rhs_pos) -> None:
     net.define(str(lhs), AND, pos, fanin, (bool(rhs[0] & 1), bool(rhs[1] & 1)))
 
 
-def _binary_ands(net: Netlist, lines: _Lines, i: int, l: int, a: int, m: int) -> None:
+def _binary_ands(net: Netlist, lines: _Lines, i: int, l: int, a: int) -> None:
     """Decode the 2A variable-length deltas of the binary AND section, vectorized."""
     start = lines.pos
     data = np.frombuffer(lines.data, dtype=np.uint8, offset=start) if start < len(lines.data) \

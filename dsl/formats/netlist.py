@@ -165,6 +165,13 @@ class Netlist:
             raise self.error(f"{len(self.inputs)} inputs are more than the limit of "
                              f"{self.limits.max_inputs} (raise it with --max-elements)",
                              *self.def_pos[self.inputs[self.limits.max_inputs]])
+        if len(self.names) - len(self.inputs) > self.limits.max_elements:
+            gates = sorted((g for g, k in enumerate(self.kind) if k not in (INPUT, CONST0, CONST1)),
+                           key=lambda g: self.def_pos[g])
+            if len(gates) > self.limits.max_elements:
+                raise self.error(f"{len(gates)} {self.noun}s are defined by gates, more than "
+                                 f"the limit of {self.limits.max_elements} (raise it with "
+                                 f"--max-elements)", *self.def_pos[gates[self.limits.max_elements]])
         level = np.asarray(self.levels(), dtype=np.int64)
         gb = GraphBuilder()
         namer = Namer()

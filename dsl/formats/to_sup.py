@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..nodes import CONST, GATE, INPUT, TABLE, WIRE, Circuit, member_name
+from ..nodes import GATE, TABLE, WIRE, Circuit, member_name
 from .names import Namer, is_valid, sanitize
 
 OR_P, XOR_P, AND_P, NOT_P, ATOM = 1, 2, 3, 4, 5
