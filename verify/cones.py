@@ -9,19 +9,19 @@ from __future__ import annotations
 
 import numpy as np
 
-from dsl import csr
 from dsl.nodes import GATE, TABLE
 
 
-def network_cone(net, output: int) -> list[np.ndarray]:
+def network_cone(layers, output: int) -> list[np.ndarray]:
     """Neuron indices per layer (layer 0 = input columns) that read-out row `output` uses.
 
-    Returns [cols_0, neurons_1, ..., neurons_D, [output]] (sorted arrays).
+    `layers` are dicts with rows / cols / vals (verify/smt.py's `module_layers`). Returns
+    [cols_0, neurons_1, ..., neurons_D, [output]] (sorted arrays).
     """
     needed = [np.array([output], dtype=np.int64)]
-    for layer in reversed(net.layers):
-        mask = np.isin(layer.rows, needed[-1]) & (layer.vals != 0)
-        needed.append(np.unique(layer.cols[mask]))
+    for layer in reversed(layers):
+        mask = np.isin(layer["rows"], needed[-1]) & (layer["vals"] != 0)
+        needed.append(np.unique(layer["cols"][mask]))
     return needed[::-1]
 
 
@@ -56,7 +56,3 @@ def signal_cone(index: SignalIndex, driver: int) -> list[int]:
                 seen.add(op)
                 stack.append(op)
     return sorted(seen)
-
-
-def cone_width(offsets) -> np.ndarray:
-    return csr.lengths(offsets)

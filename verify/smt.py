@@ -263,7 +263,7 @@ def verify_smt(circuit, net, module, timeout_ms: int = 10_000, outputs=None,
 
 
 def _prove_output(circuit, net, module, layers, o, driver, delta, threshold, timeout_ms):
-    cone = network_cone_from_layers(layers, o)
+    cone = network_cone(layers, o)
     features = {}
     spec = _Spec(circuit, features)
     value, known = spec.signal(driver)
@@ -291,14 +291,6 @@ def _prove_output(circuit, net, module, layers, o, driver, delta, threshold, tim
     model = solver.model()
     active = sorted(f for f, var in features.items() if z3.is_true(model.eval(var, True)))
     return _replay(circuit, module, o, active, threshold)
-
-
-def network_cone_from_layers(layers, output: int):
-    needed = [np.array([output], dtype=np.int64)]
-    for layer in reversed(layers):
-        mask = np.isin(layer["rows"], needed[-1]) & (layer["vals"] != 0)
-        needed.append(np.unique(layer["cols"][mask]))
-    return needed[::-1]
 
 
 def _replay(circuit, module, o, active, threshold):
