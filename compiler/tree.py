@@ -1,0 +1,382 @@
+"""The conditional network representation: a forest of neuron trees (Koyuncu's conditional ReLU net).
+
+A `Forest` maps m input features (0/1) to n_out read-out values. Each output belongs to exactly
+one tree. For one input x and one tree:
+
+    r = R x + r0                        registers: affine projections computed once at the root
+                                        (e.g. a table's key t = sum_i 2^i x_{bit i})
+    v = [x, r]                          the values gates and leaves may read: column c < m is
+                                        feature c, column m + j is register j
+    node = root
+    while node is a gate:               a gate is ONE neuron g = w . v + b; its sign picks the
+        node = child[node, g > 0]       branch (column 0: g <= 0, column 1: g > 0)
+    y[o] = a_o . v + c_o                for each entry (o, a_o, c_o) of the leaf reached; the
+                                        tree's outputs that the leaf does not list are 0
+
+Output o is 1 when y[o] > threshold (0.5). Nothing off the path is computed: the cost of an
+input is its path (see `ops_cost`), not the size of the forest.
+
+Storage: flat numpy arrays for the whole forest (CSR for the ragged parts) so a million one-gate
+trees are a few arrays, and batched evaluation needs no Python loop over trees or samples.
+Node codes: a code >= 0 is a gate id, a code < 0 is the leaf -1 - code (`leaf_code`).
+
+Every weight has a recorded meaning: `gate_kind` / `gate_source` say what a gate tests (a split
+of a table key between two rows, one input bit, or a neuron of the unconditional network the
+tree was synthesised from), `leaf_row` which table row a leaf stands for (-1: none/default).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from typing import Optional
+
+import numpy as np
+
+from dsl import csr
+
+KEY_SPLIT, BIT_TEST, NEURON, MATCH = 0, 1, 2, 3
+GATE_KIND_NAMES = {KEY_SPLIT: "key split", BIT_TEST: "bit test", NEURON: "neuron",
+                   MATCH: "key match"}
+
+
+def leaf_code(leaf_ids):
+    """Node code of leaves (-1 - id)."""
+    return -1 - np.asarray(leaf_ids, dtype=np.int64)
+
+
+def _i64(n=0):
+    return np.zeros(n, dtype=np.int64)
+
+
+@dataclass
+class Forest:
+    """A forest of neuron trees over m input features; see the module docstring."""
+    n_inputs: int
+    n_outputs: int
+    # trees
+    tree_root: np.ndarray = field(default_factory=_i64)          # int64 [T] node code
+    output_tree: np.ndarray = field(default_factory=_i64)        # int64 [n_out] tree of each output
+    # registers (CSR over input features)
+    reg_tree: np.ndarray = field(default_factory=_i64)           # int64 [K]
+    reg_offsets: np.ndarray = field(default_factory=lambda: _i64(1))
+    reg_cols: np.ndarray = field(default_factory=_i64)           # input features
+    reg_vals: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    reg_bias: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    # gates (CSR over v = [x, registers])
+    gate_tree: np.ndarray = field(default_factory=_i64)          # int64 [N]
+    gate_offsets: np.ndarray = field(default_factory=lambda: _i64(1))
+    gate_cols: np.ndarray = field(default_factory=_i64)
+    gate_vals: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    gate_bias: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    gate_child: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), np.int64))
+    gate_kind: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int8))
+    gate_source: np.ndarray = field(default_factory=_i64)
+    # leaves: CSR leaf -> entries (output, constant, CSR entry -> terms over v)
+    leaf_tree: np.ndarray = field(default_factory=_i64)          # int64 [L]
+    leaf_offsets: np.ndarray = field(default_factory=lambda: _i64(1))
+    leaf_row: np.ndarray = field(default_factory=_i64)
+    entry_output: np.ndarray = field(default_factory=_i64)       # int64 [E] global output id
+    entry_const: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    entry_offsets: np.ndarray = field(default_factory=lambda: _i64(1))
+    term_cols: np.ndarray = field(default_factory=_i64)
+    term_vals: np.ndarray = field(default_factory=lambda: np.zeros(0))
+
+    # ------------------------------------------------------------------ sizes
+    @property
+    def n_trees(self) -> int:
+        return len(self.tree_root)
+
+    @property
+    def n_registers(self) -> int:
+        return len(self.reg_tree)
+
+    @property
+    def n_gates(self) -> int:
+        return len(self.gate_tree)
+
+    @property
+    def n_leaves(self) -> int:
+        return len(self.leaf_tree)
+
+    def arrays(self) -> dict:
+        """Every array field by name (for saving)."""
+        return {f.name: getattr(self, f.name) for f in fields(self)
+                if isinstance(getattr(self, f.name), np.ndarray)}
+
+    # ------------------------------------------------------------------ assembly
+    @staticmethod
+    def concat(m: int, n_out: int, parts: list) -> "Forest":
+        """One forest made of `parts` (forests over the same inputs and output ids)."""
+        out = Forest(m, n_out)
+        if not parts:
+            out.output_tree = np.full(n_out, -1, np.int64)
+            return out
+        t_off = g_off = l_off = k_off = 0
+        acc = {f.name: [] for f in fields(Forest)
+               if f.name not in ("n_inputs", "n_outputs", "output_tree")}
+        output_tree = np.full(n_out, -1, np.int64)
+        for p in parts:
+            shift_col = lambda c: np.where(c >= m, c + k_off, c)  # noqa: E731
+            shift_code = lambda c: np.where(c >= 0, c + g_off, c - l_off)  # noqa: E731
+            acc["tree_root"].append(shift_code(p.tree_root))
+            owned = p.output_tree >= 0
+            output_tree[owned] = p.output_tree[owned] + t_off
+            acc["reg_tree"].append(p.reg_tree + t_off)
+            acc["reg_cols"].append(p.reg_cols)
+            acc["reg_vals"].append(p.reg_vals)
+            acc["reg_bias"].append(p.reg_bias)
+            acc["reg_offsets"].append(np.diff(p.reg_offsets))
+            acc["gate_tree"].append(p.gate_tree + t_off)
+            acc["gate_offsets"].append(np.diff(p.gate_offsets))
+            acc["gate_cols"].append(shift_col(p.gate_cols))
+            acc["gate_vals"].append(p.gate_vals)
+            acc["gate_bias"].append(p.gate_bias)
+            acc["gate_child"].append(shift_code(p.gate_child))
+            acc["gate_kind"].append(p.gate_kind)
+            acc["gate_source"].append(p.gate_source)
+            acc["leaf_tree"].append(p.leaf_tree + t_off)
+            acc["leaf_offsets"].append(np.diff(p.leaf_offsets))
+            acc["leaf_row"].append(p.leaf_row)
+            acc["entry_output"].append(p.entry_output)
+            acc["entry_const"].append(p.entry_const)
+            acc["entry_offsets"].append(np.diff(p.entry_offsets))
+            acc["term_cols"].append(shift_col(p.term_cols))
+            acc["term_vals"].append(p.term_vals)
+            t_off += p.n_trees
+            g_off += p.n_gates
+            l_off += p.n_leaves
+            k_off += p.n_registers
+        for name, chunks in acc.items():
+            value = np.concatenate(chunks) if name != "gate_child" else np.concatenate(chunks).reshape(-1, 2)
+            if name.endswith("_offsets"):
+                value = csr.offsets_from_lengths(value)
+            setattr(out, name, value)
+        out.output_tree = output_tree
+        return out
+
+    # ------------------------------------------------------------------ checks
+    def validate(self) -> None:
+        """Raise ValueError unless every index is in range and every tree is acyclic."""
+        m, K, N, L = self.n_inputs, self.n_registers, self.n_gates, self.n_leaves
+        T = self.n_trees
+
+        def in_range(name, arr, lo, hi):
+            arr = np.asarray(arr)
+            if arr.size and (arr.min() < lo or arr.max() >= hi):
+                raise ValueError(f"{name}: index out of range")
+
+        def offsets_ok(name, offsets, rows, nnz):
+            if (len(offsets) != rows + 1 or offsets[0] != 0 or offsets[-1] != nnz
+                    or np.any(np.diff(offsets) < 0)):
+                raise ValueError(f"{name}: malformed offsets")
+
+        if len(self.output_tree) != self.n_outputs:
+            raise ValueError("output_tree: wrong length")
+        in_range("output_tree", self.output_tree, 0, T)
+        in_range("tree_root", self.tree_root, -L, N)
+        for name, n in (("reg_tree", K), ("gate_tree", N), ("leaf_tree", L)):
+            if len(getattr(self, name)) != n:
+                raise ValueError(f"{name}: wrong length")
+            in_range(name, getattr(self, name), 0, T)
+        offsets_ok("reg_offsets", self.reg_offsets, K, len(self.reg_cols))
+        offsets_ok("gate_offsets", self.gate_offsets, N, len(self.gate_cols))
+        offsets_ok("leaf_offsets", self.leaf_offsets, L, len(self.entry_output))
+        offsets_ok("entry_offsets", self.entry_offsets, len(self.entry_output), len(self.term_cols))
+        for a, b in (("reg_cols", "reg_vals"), ("gate_cols", "gate_vals"), ("term_cols", "term_vals"),
+                     ("entry_output", "entry_const")):
+            if len(getattr(self, a)) != len(getattr(self, b)):
+                raise ValueError(f"{a} and {b} differ in length")
+        for name, n in (("reg_bias", K), ("gate_bias", N), ("gate_kind", N), ("gate_source", N),
+                        ("leaf_row", L)):
+            if len(getattr(self, name)) != n:
+                raise ValueError(f"{name}: wrong length")
+        if self.gate_child.shape != (N, 2):
+            raise ValueError("gate_child: wrong shape")
+        in_range("reg_cols", self.reg_cols, 0, m)
+        in_range("gate_cols", self.gate_cols, 0, m + K)
+        in_range("term_cols", self.term_cols, 0, m + K)
+        in_range("gate_child", self.gate_child, -L, N)
+        in_range("entry_output", self.entry_output, 0, self.n_outputs)
+        for name in ("reg_vals", "reg_bias", "gate_vals", "gate_bias", "entry_const", "term_vals"):
+            if not np.all(np.isfinite(getattr(self, name))):
+                raise ValueError(f"{name}: not finite")
+        # a register, gate or leaf entry may only read registers / outputs of its own tree
+        gate_rows = csr.row_of_each(self.gate_offsets)
+        reg_use = self.gate_cols >= m
+        if np.any(self.reg_tree[self.gate_cols[reg_use] - m] != self.gate_tree[gate_rows[reg_use]]):
+            raise ValueError("a gate reads a register of another tree")
+        entry_leaf = csr.row_of_each(self.leaf_offsets)
+        if np.any(self.output_tree[self.entry_output] != self.leaf_tree[entry_leaf]):
+            raise ValueError("a leaf writes an output of another tree")
+        children = self.gate_child[self.gate_child >= 0]
+        parents = np.repeat(np.arange(N), 2)[(self.gate_child >= 0).ravel()]
+        if np.any(self.gate_tree[children] != self.gate_tree[parents]):
+            raise ValueError("a gate's child belongs to another tree")
+        self.gate_levels()  # raises on a cycle
+
+    # ------------------------------------------------------------------ structure
+    def gate_levels(self) -> np.ndarray:
+        """int64 [N]: longest number of gates above each reachable gate (-1 if unreachable)."""
+        N = self.n_gates
+        level = np.full(N, -1, np.int64)
+        frontier = self.tree_root[self.tree_root >= 0]
+        depth = 0
+        while len(frontier):
+            if depth > N:
+                raise ValueError("the gates form a cycle")
+            level[frontier] = depth
+            nxt = self.gate_child[frontier].ravel()
+            frontier = np.unique(nxt[nxt >= 0])
+            depth += 1
+        return level
+
+    def depth(self) -> int:
+        """Most gates on any root-to-leaf path (0 for a forest of leaves)."""
+        levels = self.gate_levels()
+        return int(levels.max()) + 1 if len(levels) and levels.max() >= 0 else 0
+
+    # ------------------------------------------------------------------ evaluation (reference)
+    def registers(self, active: np.ndarray) -> np.ndarray:
+        """float64 [B, K]: every register on every input (active: int64 [B, w], -1 padded)."""
+        B = len(active)
+        x = _dense(active, self.n_inputs)
+        out = np.repeat(self.reg_bias[None, :], B, axis=0)
+        rows = csr.row_of_each(self.reg_offsets)
+        if len(rows):
+            np.add.at(out.T, rows, (x[:, self.reg_cols] * self.reg_vals).T)
+        return out
+
+    def walk(self, active: np.ndarray, with_ops: bool = False):
+        """Read-out values y [B, n_out] (float64), and with `with_ops` the ops per input [B].
+
+        The numpy reference evaluation: all (input, tree) pairs descend one gate level per
+        iteration. Inputs are lists of active features (int64 [B, w], -1 padded).
+        """
+        active = np.asarray(active, dtype=np.int64).reshape(len(active), -1)
+        B, m, T = len(active), self.n_inputs, self.n_trees
+        x = _dense(active, m)
+        v = np.concatenate([x.astype(np.float64), self.registers(active)], axis=1)
+        ops = np.zeros(B, np.int64)
+        if with_ops:
+            ops += self._register_ops(x)
+        sample = np.repeat(np.arange(B, dtype=np.int64), T)
+        code = np.tile(self.tree_root, B)
+        at_gate = code >= 0
+        while at_gate.any():
+            s, g = sample[at_gate], code[at_gate]
+            value, n_terms = _affine(self.gate_offsets, self.gate_cols, self.gate_vals,
+                                     self.gate_bias, g, s, v, m)
+            if with_ops:
+                np.add.at(ops, s, _affine_ops(n_terms, self.gate_bias[g], self._mults(
+                    self.gate_offsets, self.gate_cols, self.gate_vals, g)) + 1)
+            code[at_gate] = self.gate_child[g, (value > 0).astype(np.int64)]
+            at_gate = code >= 0
+        leaf = -1 - code
+        y = np.zeros((B, self.n_outputs))
+        lo, hi = self.leaf_offsets[leaf], self.leaf_offsets[leaf + 1]
+        counts = hi - lo
+        entry = np.repeat(lo - np.cumsum(np.concatenate([[0], counts[:-1]])), counts) + np.arange(counts.sum())
+        e_sample = np.repeat(sample, counts)
+        value, n_terms = _affine(self.entry_offsets, self.term_cols, self.term_vals,
+                                 self.entry_const, entry, e_sample, v, m)
+        y[e_sample, self.entry_output[entry]] = value
+        if with_ops:
+            has_terms = (self.entry_offsets[entry + 1] - self.entry_offsets[entry]) > 0
+            cost = _affine_ops(n_terms, self.entry_const[entry], self._mults(
+                self.entry_offsets, self.term_cols, self.term_vals, entry)) + 1
+            np.add.at(ops, e_sample[has_terms], cost[has_terms])
+            return y, ops
+        return y
+
+    def _register_ops(self, x: np.ndarray) -> np.ndarray:
+        rows = csr.row_of_each(self.reg_offsets)
+        terms = np.zeros((len(x), self.n_registers), np.int64)
+        if len(rows):
+            np.add.at(terms.T, rows, x[:, self.reg_cols].T.astype(np.int64))
+        return _affine_ops(terms, self.reg_bias[None, :], 0).sum(axis=1)
+
+    def _mults(self, offsets, cols, vals, rows) -> np.ndarray:
+        """Multiplications of rows `rows`: terms on registers with |w| != 1."""
+        costly = ((cols >= self.n_inputs) & (np.abs(vals) != 1)).astype(np.int64)
+        prefix = np.concatenate([[0], np.cumsum(costly)])
+        return prefix[offsets[rows + 1]] - prefix[offsets[rows]]
+
+    # ------------------------------------------------------------------ costs
+    def max_ops(self, sparsity: Optional[int]) -> int:
+        """An upper bound on ops per input over every input with at most `sparsity` active
+        features (exact when every leaf is reachable, as in the compilers' trees)."""
+        m = self.n_inputs
+        k = m if sparsity is None else min(sparsity, m)
+        reg_terms = np.minimum(np.diff(self.reg_offsets), k)
+        reg_cost = _affine_ops(reg_terms, self.reg_bias, 0)
+        tree_cost = np.bincount(self.reg_tree, weights=reg_cost, minlength=self.n_trees)
+        g_terms = _row_terms_bound(self.gate_offsets, self.gate_cols, m, k)
+        g_cost = _affine_ops(g_terms, self.gate_bias, self._mults(
+            self.gate_offsets, self.gate_cols, self.gate_vals, np.arange(self.n_gates))) + 1
+        e_terms = _row_terms_bound(self.entry_offsets, self.term_cols, m, k)
+        e_cost = _affine_ops(e_terms, self.entry_const, self._mults(
+            self.entry_offsets, self.term_cols, self.term_vals, np.arange(len(self.entry_output))))
+        e_cost = np.where(np.diff(self.entry_offsets) > 0, e_cost + 1, 0)
+        leaf_cost = np.bincount(csr.row_of_each(self.leaf_offsets), weights=e_cost,
+                                minlength=self.n_leaves)
+        below = np.zeros(self.n_gates)
+        levels = self.gate_levels()
+        for level in range(int(levels.max(initial=-1)), -1, -1):
+            g = np.flatnonzero(levels == level)
+            child = self.gate_child[g]
+            cost = np.where(child >= 0, below[np.maximum(child, 0)], leaf_cost[-1 - np.minimum(child, -1)])
+            below[g] = g_cost[g] + cost.max(axis=1)
+        roots = self.tree_root
+        root_cost = np.where(roots >= 0, below[np.maximum(roots, 0)], leaf_cost[-1 - np.minimum(roots, -1)])
+        return int(round(float((root_cost + tree_cost).sum())))
+
+    def params(self) -> int:
+        """Stored numbers the computation uses: nonzero weights and biases of registers and
+        gates, leaf constants and terms (structure arrays such as child links not counted)."""
+        return int(np.count_nonzero(self.reg_vals) + np.count_nonzero(self.reg_bias)
+                   + np.count_nonzero(self.gate_vals) + np.count_nonzero(self.gate_bias)
+                   + np.count_nonzero(self.entry_const) + np.count_nonzero(self.term_vals))
+
+
+# ---------------------------------------------------------------------- helpers
+
+def _dense(active: np.ndarray, m: int) -> np.ndarray:
+    x = np.zeros((len(active), m + 1), dtype=bool)
+    rows, slots = np.nonzero(active >= 0)
+    x[rows, active[rows, slots]] = True
+    return x[:, :m]
+
+
+def _affine(offsets, cols, vals, bias, rows, samples, v, m):
+    """(values, evaluated term counts) of the affine rows `rows` on inputs `samples`.
+
+    Terms on input features count only when the feature is active (sparse evaluation)."""
+    lo, hi = offsets[rows], offsets[rows + 1]
+    counts = hi - lo
+    total = int(counts.sum())
+    value = bias[rows].astype(np.float64).copy()
+    n_terms = np.zeros(len(rows), np.int64)
+    if total:
+        owner = np.repeat(np.arange(len(rows)), counts)
+        idx = np.repeat(lo - np.cumsum(np.concatenate([[0], counts[:-1]])), counts) + np.arange(total)
+        c = cols[idx]
+        vals_at = v[samples[owner], c]
+        np.add.at(value, owner, vals_at * vals[idx])
+        evaluated = (c >= m) | (vals_at != 0)
+        n_terms = np.bincount(owner[evaluated], minlength=len(rows))
+    return value, n_terms
+
+
+def _affine_ops(n_terms, bias, mults):
+    """Additions (terms + nonzero bias - 1, at least 0) plus multiplications."""
+    adds = np.maximum(n_terms + (np.asarray(bias) != 0) - 1, 0)
+    return adds + mults
+
+
+def _row_terms_bound(offsets, cols, m, k):
+    """Per row: register terms plus min(input terms, k)."""
+    rows = csr.row_of_each(offsets)
+    n = len(offsets) - 1
+    on_inputs = np.bincount(rows[cols < m], minlength=n)
+    on_regs = np.bincount(rows[cols >= m], minlength=n)
+    return on_regs + np.minimum(on_inputs, k)
