@@ -4,7 +4,10 @@
     net = compile_circuit(circuit, target="dense")
     account(net)["neurons"]
 
-Targets: `dense` (compiler/dense.py), `superposed` (compiler/superposed.py, channels.py). The network representation is compiler/network.py.
+Targets: `dense` (compiler/dense.py), `superposed` (compiler/superposed.py, channels.py),
+`conditional` (compiler/conditional.py: trees of neurons, compiler/tree.py; tables in
+tree_tables.py, everything else synthesised from the dense network in synthesis.py). The layered
+network representation is compiler/network.py.
 """
 
 from __future__ import annotations
@@ -27,6 +30,10 @@ def compile_circuit(circuit, target: str = "dense", **options) -> Network:
         from .superposed import SuperposedOptions, compile_superposed
         progress = options.pop("progress", None)
         return compile_superposed(circuit, SuperposedOptions(**options), progress=progress)
+    if target == "conditional":
+        from .conditional import ConditionalOptions, compile_conditional
+        options.pop("progress", None)
+        return compile_conditional(circuit, ConditionalOptions(**options))
     if target in TARGETS:
         raise TargetUnavailable(f"the '{target}' target is not available in this version; "
                                 "use --target dense")

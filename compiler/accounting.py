@@ -72,6 +72,8 @@ def bounds(m_out: int, neurons: int, params: int) -> dict:
 
 
 def account(net: Network) -> dict:
+    if net.target == "conditional":
+        return account_conditional(net)
     per_layer = [layer.n_out for layer in net.hidden]
     neurons = int(sum(per_layer))
     params_nonzero = sum(layer.nnz + int(np.count_nonzero(layer.bias)) for layer in net.layers)
@@ -103,6 +105,47 @@ def account(net: Network) -> dict:
     }
 
 
+def account_conditional(net) -> dict:
+    """Accounting of a ConditionalNetwork (compiler/conditional.py), Koyuncu's measure.
+
+    neurons = gates (one neuron each, evaluated only on the path taken); ops per input count
+    the additions, multiplications and comparisons on the path actually taken (compiler/tree.py
+    `walk`): max is a bound over every input of the domain, mean is measured over the domain
+    (or a uniform sample of it, see `conditional.ops_mean_over`)."""
+    f, meta = net.forest, net.meta
+    m, K = f.n_inputs, f.n_registers
+    tree_outputs = np.bincount(f.output_tree[f.output_tree >= 0], minlength=f.n_trees)
+    with_terms = int((np.diff(f.entry_offsets) > 0).sum())
+    params_dense = (f.n_gates * (m + K + 1) + K * (m + 1)
+                    + int(tree_outputs[f.leaf_tree].sum()) + with_terms * (m + K))
+    params = f.params()
+    depth = f.depth()
+    weights = [np.abs(a).max(initial=0.0) for a in (f.reg_vals, f.reg_bias, f.gate_vals,
+                                                    f.gate_bias, f.entry_const, f.term_vals)]
+    ops_max = meta.get("ops_max", f.max_ops(net.sparsity))
+    conditional = {k: meta[k] for k in ("ops_mean_over", "domain_size", "log2_n", "unconditional_ops_max",
+                                        "unconditional_ops_mean", "ops_max_seen", "tables",
+                                        "table_trees", "synthesized_trees") if k in meta}
+    conditional.update({"trees": f.n_trees, "gates": f.n_gates, "leaves": f.n_leaves,
+                        "registers": K, "depth": depth})
+    return {
+        "target": net.target,
+        "inputs": net.n_inputs,
+        "outputs": net.n_outputs,
+        "neurons": f.n_gates,
+        "neurons_per_layer": [],
+        "neurons_by_role": {"gate": f.n_gates},
+        "layers": depth + 1,
+        "params_nonzero": params,
+        "params_dense": int(params_dense),
+        "ops_per_input_max": int(ops_max),
+        "ops_per_input_mean": round(float(meta.get("ops_mean", float("nan"))), 3),
+        "max_weight": float(max(weights)),
+        "bounds": bounds(net.n_outputs, f.n_gates, params),
+        "conditional": conditional,
+    }
+
+
 def format_accounting(info: dict) -> str:
     b = info["bounds"]
     fmt = lambda x: "-" if x is None else f"{x:.3g}"  # noqa: E731
@@ -122,4 +165,16 @@ def format_accounting(info: dict) -> str:
         f"  ratios   neurons/lower {fmt(b['neurons_over_lower'])}  params/lower "
         f"{fmt(b['params_over_lower'])}  neurons/m' {fmt(b['neurons_over_naive'])}",
     ]
+    if "conditional" in info:
+        c = info["conditional"]
+        lines[2] = (f"neurons              {info['neurons']:,} gates in {c['trees']:,} trees "
+                    f"(depth {c['depth']}, {c['leaves']:,} leaves, {c['registers']:,} registers)")
+        lines[3] = f"layers               {info['layers']} (gates on the longest path + leaf)"
+        if "unconditional_ops_max" in c:
+            lines.insert(6, f"  over {c.get('ops_mean_over', 'the domain')} (n = {c['domain_size']:,}, "
+                            f"ceil log2 n = {c['log2_n']}); unconditional (dense) network: max "
+                            f"{c['unconditional_ops_max']:,}  mean {c['unconditional_ops_mean']:,.1f}")
+        for t in c.get("tables", []):
+            lines.append(f"table {t['table']}: {t['rows']:,} rows over {t['bits']} bits, "
+                         f"{t['method']} method, depth {t['depth']}, max ops {t['ops_max']}")
     return "\n".join(lines)

@@ -58,3 +58,106 @@ class ConditionalNetwork:
 
     def decide(self, x: np.ndarray) -> np.ndarray:
         return self.forward(x) > self.threshold
+
+
+# ---------------------------------------------------------------------------- compilation
+
+@dataclass
+class ConditionalOptions:
+    table_method: str = "auto"        # 'auto', 'key' (binary search on the key), 'bits' (diagram)
+    max_domain: int = 1 << 20         # largest cone domain the synthesis pass enumerates
+    mean_samples: int = 1 << 14       # inputs sampled for the mean ops when the domain is larger
+    mean_limit: int = 1 << 20         # domains up to this size are walked whole for the mean
+    seed: int = 0
+
+
+def table_outputs(circuit) -> list:
+    """[(table node key, output positions driven directly by its bits)] for every table."""
+    drivers = circuit.output_drivers
+    found = []
+    for key in circuit.table_nodes():
+        data = circuit.graph.nodes[key]
+        lo, hi = data["first"], data["first"] + data["count"]
+        positions = np.flatnonzero((drivers >= lo) & (drivers < hi))
+        if len(positions):
+            found.append((key, positions))
+    return found
+
+
+def compile_conditional(circuit, options: ConditionalOptions | None = None) -> ConditionalNetwork:
+    """Compile every output of `circuit` into a forest of neuron trees (module docstring)."""
+    from .dense import input_families, output_families
+    from .tree_tables import METHODS, compile_table, spec_from_table
+
+    options = options or ConditionalOptions()
+    if options.table_method not in METHODS:
+        raise ValueError(f"unknown table method '{options.table_method}' "
+                         f"(choose from {', '.join(METHODS)})")
+    m, n_out = circuit.n_inputs, circuit.n_outputs
+    parts, tables = [], []
+    done = np.zeros(n_out, bool)
+    for key, positions in table_outputs(circuit):
+        spec = spec_from_table(circuit, key, positions)
+        if spec is None:
+            continue
+        forest, method = compile_table(spec, options.table_method, circuit.sparsity)
+        parts.append(forest)
+        done[positions] = True
+        tables.append({"table": circuit.graph.nodes[key]["name"], "method": method,
+                       "rows": int(len(spec.keys)), "bits": spec.width, "outputs": int(len(positions)),
+                       "gates": forest.n_gates, "leaves": forest.n_leaves, "depth": forest.depth(),
+                       "ops_max": forest.max_ops(circuit.sparsity)})
+    rest = np.flatnonzero(~done)
+    synthesized = 0
+    if len(rest):
+        from .synthesis import synthesize_circuit
+        part = synthesize_circuit(circuit, rest, max_domain=options.max_domain)
+        parts.append(part)
+        synthesized = int(part.n_trees)
+    forest = Forest.concat(m, n_out, parts)
+    forest.validate()
+    net = ConditionalNetwork(m, forest, output_families=output_families(circuit),
+                             input_families=input_families(circuit), sparsity=circuit.sparsity,
+                             circuit_name=circuit.name)
+    net.meta = {"tables": tables, "synthesized_trees": synthesized,
+                "table_trees": len(tables), **_costs(circuit, net, options)}
+    return net
+
+
+def _costs(circuit, net: ConditionalNetwork, options: ConditionalOptions) -> dict:
+    """Ops per input over the domain (max bound, mean measured) beside the unconditional
+    (dense) network's ops for the same function and log2 of the domain size."""
+    import math
+
+    from .accounting import ops_per_input
+    from .dense import compile_dense
+
+    domain, label = _domain(circuit)
+    size = int(domain.size)
+    if size <= options.mean_limit:
+        ops = np.concatenate([net.forest.walk(active, with_ops=True)[1]
+                              for _, active in domain.batches(1 << 14)])
+        over = label
+    else:
+        rng = np.random.default_rng(options.seed)
+        ranks = np.unique(rng.integers(0, size, options.mean_samples))
+        ops = net.forest.walk(domain.unrank(ranks), with_ops=True)[1]
+        over = f"{len(ranks):,} uniform samples of the {label}"
+    dense_max, dense_mean = ops_per_input(compile_dense(circuit))
+    return {"ops_max": net.forest.max_ops(circuit.sparsity), "ops_mean": float(ops.mean()),
+            "ops_max_seen": int(ops.max(initial=0)), "ops_mean_over": over, "domain_size": size,
+            "log2_n": math.ceil(math.log2(size)) if size > 1 else 0,
+            "unconditional_ops_max": int(dense_max), "unconditional_ops_mean": float(dense_mean)}
+
+
+def _domain(circuit):
+    """(domain, description): the table rows where the language says so, else the sparse domain."""
+    try:
+        from dsl.domain import verification_domain
+    except ImportError:  # pragma: no cover - until the row domain lands
+        verification_domain = None
+    if verification_domain is not None:
+        domain = verification_domain(circuit)
+        return domain, getattr(domain, "description", "domain")
+    from dsl.domain import SparseDomain
+    return SparseDomain(circuit.n_inputs, circuit.sparsity), "domain"

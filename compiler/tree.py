@@ -12,6 +12,7 @@ one tree. For one input x and one tree:
         node = child[node, g > 0]       branch (column 0: g <= 0, column 1: g > 0)
     y[o] = a_o . v + c_o                for each entry (o, a_o, c_o) of the leaf reached; the
                                         tree's outputs that the leaf does not list are 0
+                                        (as is an output of no tree: output_tree[o] = -1)
 
 Output o is 1 when y[o] > threshold (0.5). Nothing off the path is computed: the cost of an
 input is its path (see `ops_cost`), not the size of the forest.
@@ -172,7 +173,7 @@ class Forest:
 
         if len(self.output_tree) != self.n_outputs:
             raise ValueError("output_tree: wrong length")
-        in_range("output_tree", self.output_tree, 0, T)
+        in_range("output_tree", self.output_tree, -1, T)  # -1: no tree, the output reads 0
         in_range("tree_root", self.tree_root, -L, N)
         for name, n in (("reg_tree", K), ("gate_tree", N), ("leaf_tree", L)):
             if len(getattr(self, name)) != n:
@@ -324,10 +325,8 @@ class Forest:
         for level in range(int(levels.max(initial=-1)), -1, -1):
             g = np.flatnonzero(levels == level)
             child = self.gate_child[g]
-            cost = np.where(child >= 0, below[np.maximum(child, 0)], leaf_cost[-1 - np.minimum(child, -1)])
-            below[g] = g_cost[g] + cost.max(axis=1)
-        roots = self.tree_root
-        root_cost = np.where(roots >= 0, below[np.maximum(roots, 0)], leaf_cost[-1 - np.minimum(roots, -1)])
+            below[g] = g_cost[g] + _by_code(self.gate_child[g], below, leaf_cost).max(axis=1)
+        root_cost = _by_code(self.tree_root, below, leaf_cost)
         return int(round(float((root_cost + tree_cost).sum())))
 
     def params(self) -> int:
@@ -339,6 +338,15 @@ class Forest:
 
 
 # ---------------------------------------------------------------------- helpers
+
+def _by_code(codes: np.ndarray, gate_values: np.ndarray, leaf_values: np.ndarray) -> np.ndarray:
+    """gate_values[code] for gate codes, leaf_values[-1 - code] for leaf codes."""
+    out = np.zeros(codes.shape, dtype=np.result_type(gate_values, leaf_values))
+    gates = codes >= 0
+    out[gates] = gate_values[codes[gates]]
+    out[~gates] = leaf_values[-1 - codes[~gates]]
+    return out
+
 
 def _dense(active: np.ndarray, m: int) -> np.ndarray:
     x = np.zeros((len(active), m + 1), dtype=bool)
