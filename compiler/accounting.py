@@ -176,5 +176,6 @@ def format_accounting(info: dict) -> str:
                             f"{c['unconditional_ops_max']:,}  mean {c['unconditional_ops_mean']:,.1f}")
         for t in c.get("tables", []):
             lines.append(f"table {t['table']}: {t['rows']:,} rows over {t['bits']} bits, "
-                         f"{t['method']} method, depth {t['depth']}, max ops {t['ops_max']}")
+                         f"{t['method']} method, depth {t['depth']} (ceil log2 rows = {t['log2_rows']}), "
+                         f"max ops {t['ops_max']}")
     return "\n".join(lines)

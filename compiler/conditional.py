@@ -104,7 +104,8 @@ def compile_conditional(circuit, options: ConditionalOptions | None = None) -> C
         parts.append(forest)
         done[positions] = True
         tables.append({"table": circuit.graph.nodes[key]["name"], "method": method,
-                       "rows": int(len(spec.keys)), "bits": spec.width, "outputs": int(len(positions)),
+                       "rows": int(len(spec.keys)), "bits": spec.width,
+                       "log2_rows": int(np.ceil(np.log2(max(len(spec.keys), 1)))), "outputs": int(len(positions)),
                        "gates": forest.n_gates, "leaves": forest.n_leaves, "depth": forest.depth(),
                        "ops_max": forest.max_ops(circuit.sparsity)})
     rest = np.flatnonzero(~done)
