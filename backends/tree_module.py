@@ -1,0 +1,389 @@
+"""A conditional network (compiler/conditional.py) as a torch `nn.Module`, on CPU or CUDA.
+
+Every array of the `compiler.tree.Forest` is a buffer (so `.to(device)` moves it), plus a few
+index maps derived from them. Evaluation is batched: all (input, tree) pairs descend the forest
+together, one gate level per iteration (as many iterations as the forest is deep), with gathers
+and scatters only; there is no Python loop over inputs or trees.
+
+Only the trees an input *touches* are walked: a tree none of whose registers, gates or leaf terms
+reads an active feature of the input computes exactly what it computes on the all-zero input,
+so its outputs are the baseline read-out (computed once, by the same walk on the all-zero
+input). A table of 2^18 rows is one tree; a million pairwise ANDs are a million one-gate trees
+of which an input with 2 active features touches a few hundred.
+
+Per (input, node) pair the affine value w . v + b is computed from
+
+* register terms: registers r = R x + r0 are summed once per input from the active features'
+  columns (feature -> register map), then gathered;
+* input-feature terms: either the node's input terms are looked up among the input's active
+  features, or the input's active features among the node's terms, whichever is fewer lookups.
+
+Forwards:
+
+* `forward_active(active)`: padded [B, w] LongTensor of active features (-1 = none) ->
+  read-out values [B, n_out];
+* `forward(x)`: 0/1 features [B, m] -> the same;
+* `forward_delta(active, lower, upper, queries)`: baseline plus changed entries
+  (`backends.delta.DeltaResult`), the form the exhaustive verifier's delta path reads.
+
+Batches are cut so one chunk walks at most `max_pairs` (input, tree) pairs. Registers hold
+integer keys (2^32 and more): the default dtype float64 keeps them exact; float32 works but
+rounds large keys (the verifier then finds the inputs where that matters).
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+import torch
+from torch import nn
+
+from .delta import DeltaResult, _expand, _single_thread
+
+MAX_PAIRS = 1 << 20      # (input, tree) pairs, or output entries, walked per chunk
+
+
+def _default_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+class ConditionalModule(nn.Module):
+    """Torch evaluation of a `ConditionalNetwork`; see the module docstring."""
+
+    target = "conditional"
+
+    def __init__(self, net, dtype: torch.dtype = torch.float64,
+                 device: Optional[torch.device | str] = None, max_pairs: int = MAX_PAIRS):
+        super().__init__()
+        f = net.forest
+        self.net = net
+        self.threshold = net.threshold
+        self.n_inputs, self.n_outputs = f.n_inputs, f.n_outputs
+        self.n_trees, self.n_registers = f.n_trees, f.n_registers
+        self.depth = f.depth()
+        self.max_pairs = max(1, int(max_pairs))
+        for name, arr in f.arrays().items():
+            kind = np.asarray(arr).dtype.kind
+            self.register_buffer(name, torch.as_tensor(
+                np.ascontiguousarray(arr), dtype=torch.long if kind in "iub" else dtype))
+        self._derived(f, dtype)
+        self._cache = {}
+        self.to(device if device is not None else _default_device())
+
+    # ------------------------------------------------------------ construction
+    def _derived(self, f, dtype) -> None:
+        """Index maps: feature -> registers, feature -> trees, tree -> outputs, and each
+        affine row's input terms as sorted keys row * m + feature."""
+        m = f.n_inputs
+        buf = lambda name, a, dt=torch.long: self.register_buffer(  # noqa: E731
+            name, torch.as_tensor(np.ascontiguousarray(a), dtype=dt))
+        reg_rows = _row_of_each(f.reg_offsets)
+        order = np.argsort(f.reg_cols, kind="stable")
+        buf("fr_feature", f.reg_cols[order])
+        buf("fr_register", reg_rows[order])
+        buf("fr_value", f.reg_vals[order], dtype)
+        # trees that read each feature (registers, gate terms, leaf-entry terms)
+        entry_leaf = _row_of_each(f.leaf_offsets)
+        term_entry = _row_of_each(f.entry_offsets)
+        gate_rows = _row_of_each(f.gate_offsets)
+        g_in, t_in = f.gate_cols < m, f.term_cols < m
+        feats = np.concatenate([f.reg_cols, f.gate_cols[g_in], f.term_cols[t_in]])
+        trees = np.concatenate([f.reg_tree[reg_rows], f.gate_tree[gate_rows[g_in]],
+                                f.leaf_tree[entry_leaf[term_entry[t_in]]]])
+        pairs = np.unique(feats.astype(np.int64) * max(f.n_trees, 1) + trees.astype(np.int64))
+        buf("ft_feature", pairs // max(f.n_trees, 1))
+        buf("ft_tree", pairs % max(f.n_trees, 1))
+        owned = np.flatnonzero(f.output_tree >= 0)
+        order = owned[np.argsort(f.output_tree[owned], kind="stable")]
+        buf("to_ptr", _offsets(np.bincount(f.output_tree[owned], minlength=f.n_trees)))
+        buf("to_output", order)
+        for prefix, offsets, cols, vals in (("g", f.gate_offsets, f.gate_cols, f.gate_vals),
+                                            ("e", f.entry_offsets, f.term_cols, f.term_vals)):
+            rows = _row_of_each(offsets)
+            inp = cols < m
+            # a row's terms on one feature merged: both lookup directions then agree
+            keys, inverse = np.unique(rows[inp].astype(np.int64) * max(m, 1) + cols[inp],
+                                      return_inverse=True)
+            buf(f"{prefix}_in_key", keys)
+            buf(f"{prefix}_in_val", np.bincount(inverse.reshape(-1), weights=vals[inp],
+                                                minlength=len(keys)), dtype)
+            buf(f"{prefix}_in_count", np.bincount(keys // max(m, 1), minlength=len(offsets) - 1))
+            reg_off = _offsets(np.bincount(rows[~inp], minlength=len(offsets) - 1))
+            buf(f"{prefix}_reg_ptr", reg_off)
+            buf(f"{prefix}_reg_col", cols[~inp] - m)
+            buf(f"{prefix}_reg_val", vals[~inp], dtype)
+
+    def _apply(self, fn, *args, **kwargs):
+        self._cache = {}  # the baseline follows the buffers' device and dtype
+        return super()._apply(fn, *args, **kwargs)
+
+    @property
+    def device(self) -> torch.device:
+        return self.tree_root.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.gate_bias.dtype
+
+    def output_names(self) -> list[str]:
+        return self.net.output_names()
+
+    def decide(self, values: torch.Tensor) -> torch.Tensor:
+        return values > self.threshold
+
+    # ------------------------------------------------------------ inputs
+    def _as_active(self, active) -> torch.Tensor:
+        if not torch.is_tensor(active) and not isinstance(active, np.ndarray):
+            rows = list(active)
+            if rows and all(isinstance(r, (int, np.integer)) for r in rows):
+                rows = [rows]
+            width = max(1, max((len(r) for r in rows), default=0))
+            active = np.full((len(rows), width), -1, np.int64)
+            for i, r in enumerate(rows):
+                active[i, :len(r)] = list(r)
+        active = torch.as_tensor(active, dtype=torch.long, device=self.device)
+        active = active[None, :] if active.dim() == 1 else active
+        if active.numel() and (int(active.max()) >= self.n_inputs or int(active.min()) < -1):
+            raise ValueError(f"active features must be in [0, {self.n_inputs}) or -1 (padding)")
+        return active
+
+    # ------------------------------------------------------------ forwards
+    @torch.no_grad()
+    def forward(self, x) -> torch.Tensor:
+        """Read-out values [B, n_out] for 0/1 features x [B, m]."""
+        x = torch.as_tensor(x, device=self.device) != 0
+        rows, cols = torch.nonzero(x, as_tuple=True)
+        counts = x.sum(dim=1)
+        width = max(1, int(counts.max()) if len(counts) else 0)
+        active = torch.full((x.shape[0], width), -1, dtype=torch.long, device=self.device)
+        starts = torch.cumsum(counts, 0) - counts
+        active[rows, torch.arange(len(rows), device=self.device) - starts[rows]] = cols
+        return self.forward_active(active)
+
+    @torch.no_grad()
+    def forward_active(self, active) -> torch.Tensor:
+        """Read-out values [B, n_out] for padded active-feature lists [B, w] (-1 = none)."""
+        active = self._as_active(active)
+        y = self.baseline().expand(active.shape[0], -1).clone()
+        with _single_thread(self.device):
+            for lo, hi in self._chunks(active):
+                s, out, val = self._changes(active[lo:hi])
+                y[s + lo, out] = val
+        return y
+
+    @torch.no_grad()
+    def forward_delta(self, active, lower=None, upper=None, queries=None) -> DeltaResult:
+        """The baseline read-out plus, sorted by (row, output), the entries of touched trees.
+
+        Without bounds an entry is returned where it differs from the baseline; with
+        `lower`/`upper` (tensors over outputs) where value > upper or value <= lower.
+        `queries` = (rows, outputs) asks for the exact value at those pairs."""
+        active = self._as_active(active)
+        n_out, base = max(self.n_outputs, 1), self.baseline()
+        parts = []
+        with _single_thread(self.device):
+            for lo, hi in self._chunks(active):
+                s, out, val = self._changes(active[lo:hi])
+                parts.append(((s + lo) * n_out + out, val))
+        keys = torch.cat([p[0] for p in parts]) if parts else self._empty(torch.long)
+        vals = torch.cat([p[1] for p in parts]) if parts else self._empty(self.dtype)
+        keys, order = torch.sort(keys)
+        vals = vals[order]
+        outs = keys % n_out
+        if lower is None:
+            keep = vals != base[outs]
+        else:
+            keep = (vals > upper[outs]) | (vals <= lower[outs])
+        result = DeltaResult(active.shape[0], base, keys[keep] // n_out, outs[keep], vals[keep])
+        if queries is not None:
+            q_rows, q_outs = (torch.as_tensor(q, dtype=torch.long, device=self.device)
+                              for q in queries)
+            result.query_values = _lookup(keys, vals, q_rows * n_out + q_outs, base[q_outs])
+        return result
+
+    def baseline(self) -> torch.Tensor:
+        """Read-out [n_out] of the all-zero input (every tree walked once; cached)."""
+        if "base" not in self._cache:
+            y = torch.zeros(self.n_outputs, dtype=self.dtype, device=self.device)
+            with _single_thread(self.device), torch.no_grad():
+                for lo in range(0, self.n_trees, self.max_pairs):
+                    tree = torch.arange(lo, min(lo + self.max_pairs, self.n_trees),
+                                        device=self.device)
+                    ctx = _Inputs(self, torch.full((1, 1), -1, dtype=torch.long,
+                                                   device=self.device))
+                    _, out, val = self._walk(ctx, torch.zeros_like(tree), tree)
+                    y[out] = val
+            self._cache["base"] = y
+        return self._cache["base"]
+
+    # ------------------------------------------------------------ the walk
+    def _chunks(self, active: torch.Tensor):
+        """(lo, hi) sample ranges, each touching about `max_pairs` trees or output entries."""
+        B = active.shape[0]
+        cost = self._cache.get("feature_cost")
+        if cost is None:
+            per_tree = 1 + (self.to_ptr[1:] - self.to_ptr[:-1])
+            cost = torch.zeros(self.n_inputs + 1, dtype=torch.long, device=self.device)
+            cost.index_add_(0, self.ft_feature, per_tree[self.ft_tree])
+            self._cache["feature_cost"] = cost
+        per_sample = 1 + cost[torch.where(active >= 0, active, self.n_inputs)].sum(dim=1)
+        ends = torch.cumsum(per_sample, 0)
+        chunk = ((ends - per_sample) // self.max_pairs).cpu().numpy()
+        bounds = np.flatnonzero(np.diff(chunk)) + 1
+        edges = [0, *bounds.tolist(), B]
+        return [(lo, hi) for lo, hi in zip(edges[:-1], edges[1:]) if hi > lo]
+
+    def _changes(self, active: torch.Tensor):
+        """(sample, output, value) for every output of every tree the samples touch."""
+        ctx = _Inputs(self, active)
+        b_idx, slot = torch.nonzero(active >= 0, as_tuple=True)
+        feats = active[b_idx, slot]
+        lo = torch.searchsorted(self.ft_feature, feats)
+        hi = torch.searchsorted(self.ft_feature, feats, right=True)
+        which, entry = _expand_ranges(lo, hi)
+        T = max(self.n_trees, 1)
+        pairs = torch.unique(b_idx[which] * T + self.ft_tree[entry])
+        return self._walk(ctx, pairs // T, pairs % T)
+
+    def _walk(self, ctx: "_Inputs", sample: torch.Tensor, tree: torch.Tensor):
+        """Walk (sample, tree) pairs to their leaves; (sample, output, value) of the trees'
+        outputs (0 unless the leaf writes them)."""
+        code = self.tree_root[tree].clone()
+        live = torch.nonzero(code >= 0, as_tuple=True)[0]
+        for _ in range(self.depth + 1):
+            if live.numel() == 0:
+                break
+            g = code[live]
+            value = ctx.affine("g", self.gate_bias, g, sample[live])
+            code[live] = self.gate_child[g, (value > 0).long()]
+            live = live[code[live] >= 0]
+        if live.numel():
+            raise RuntimeError("the walk did not reach a leaf (the forest is not a tree)")
+        # every output of the tree: 0, then the leaf's entries
+        which, pos = _expand(self.to_ptr, tree)
+        out_s, out_o = sample[which], self.to_output[pos]
+        y_keys = out_s * max(self.n_outputs, 1) + out_o
+        leaf = -1 - code
+        which, entry = _expand(self.leaf_offsets, leaf)
+        e_sample = sample[which]
+        e_val = ctx.affine("e", self.entry_const, entry, e_sample)
+        e_keys = e_sample * max(self.n_outputs, 1) + self.entry_output[entry]
+        vals = torch.zeros(len(y_keys), dtype=self.dtype, device=self.device)
+        order = torch.argsort(y_keys)
+        pos = order[torch.searchsorted(y_keys[order], e_keys)]
+        vals[pos] = e_val
+        return out_s, out_o, vals
+
+    def _empty(self, dtype) -> torch.Tensor:
+        return torch.zeros(0, dtype=dtype, device=self.device)
+
+
+class _Inputs:
+    """One chunk of inputs: active features as sorted keys sample * m + feature, and the
+    registers every sample changes (sorted keys sample * K + register, with their values)."""
+
+    def __init__(self, module: ConditionalModule, active: torch.Tensor):
+        self.module = module
+        self.active = active
+        self.m = max(module.n_inputs, 1)
+        b_idx, slot = torch.nonzero(active >= 0, as_tuple=True)
+        self.feats = active[b_idx, slot]
+        self.keys, _ = torch.sort(b_idx * self.m + self.feats)
+        self.count = (active >= 0).sum(dim=1)
+        # registers: bias + sum of the active features' columns
+        lo = torch.searchsorted(module.fr_feature, self.feats)
+        hi = torch.searchsorted(module.fr_feature, self.feats, right=True)
+        which, entry = _expand_ranges(lo, hi)
+        K = max(module.n_registers, 1)
+        r_keys = b_idx[which] * K + module.fr_register[entry]
+        self.r_keys, inverse = torch.unique(r_keys, return_inverse=True)
+        self.r_vals = torch.zeros(len(self.r_keys), dtype=module.dtype, device=active.device)
+        self.r_vals.index_add_(0, inverse, module.fr_value[entry])
+        self.r_vals += module.reg_bias[self.r_keys % K]
+
+    def registers(self, sample: torch.Tensor, reg: torch.Tensor) -> torch.Tensor:
+        K = max(self.module.n_registers, 1)
+        return _lookup(self.r_keys, self.r_vals, sample * K + reg, self.module.reg_bias[reg])
+
+    def affine(self, prefix: str, bias: torch.Tensor, rows: torch.Tensor,
+               sample: torch.Tensor) -> torch.Tensor:
+        """bias[rows] + w_row . v(sample) for the gates ('g') or leaf entries ('e') `rows`."""
+        mod = self.module
+        value = bias[rows].clone()
+        which, pos = _expand(getattr(mod, f"{prefix}_reg_ptr"), rows)
+        if len(pos):
+            reg_vals = self.registers(sample[which], getattr(mod, f"{prefix}_reg_col")[pos])
+            value.index_add_(0, which, reg_vals * getattr(mod, f"{prefix}_reg_val")[pos])
+        n_terms = getattr(mod, f"{prefix}_in_count")[rows]
+        has = n_terms > 0
+        if bool(has.any()):
+            by_terms = has & (n_terms <= self.count[sample])
+            self._terms_side(prefix, value, rows, sample, by_terms)
+            self._active_side(prefix, value, rows, sample, has & ~by_terms)
+        return value
+
+    def _terms_side(self, prefix, value, rows, sample, sel) -> None:
+        """Each selected row's input terms looked up among its sample's active features."""
+        idx = torch.nonzero(sel, as_tuple=True)[0]
+        if not len(idx):
+            return
+        mod, m = self.module, self.m
+        keys, vals = getattr(mod, f"{prefix}_in_key"), getattr(mod, f"{prefix}_in_val")
+        lo = torch.searchsorted(keys, rows[idx] * m)
+        which, entry = _expand_ranges(lo, lo + getattr(mod, f"{prefix}_in_count")[rows[idx]])
+        want = sample[idx][which] * m + keys[entry] % m
+        hit = _member(self.keys, want)
+        value.index_add_(0, idx[which[hit]], vals[entry[hit]])
+
+    def _active_side(self, prefix, value, rows, sample, sel) -> None:
+        """Each selected sample's active features looked up among its row's input terms."""
+        idx = torch.nonzero(sel, as_tuple=True)[0]
+        if not len(idx):
+            return
+        mod, m = self.module, self.m
+        keys, vals = getattr(mod, f"{prefix}_in_key"), getattr(mod, f"{prefix}_in_val")
+        feats = self.active[sample[idx]]                           # [n, w]
+        slot_ok = feats >= 0
+        want = rows[idx][:, None] * m + feats.clamp(min=0)
+        pos = torch.searchsorted(keys, want.reshape(-1)).clamp(max=max(len(keys) - 1, 0))
+        hit = (keys[pos] == want.reshape(-1)) & slot_ok.reshape(-1)
+        owner = torch.arange(len(idx), device=keys.device).repeat_interleave(feats.shape[1])
+        value.index_add_(0, idx[owner[hit]], vals[pos[hit]])
+
+
+# ---------------------------------------------------------------------- helpers
+
+def _row_of_each(offsets: np.ndarray) -> np.ndarray:
+    return np.repeat(np.arange(len(offsets) - 1, dtype=np.int64), np.diff(offsets))
+
+
+def _offsets(counts: np.ndarray) -> np.ndarray:
+    return np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+
+
+def _expand_ranges(lo: torch.Tensor, hi: torch.Tensor):
+    """(which range, position) for every position of the ranges [lo[i], hi[i])."""
+    counts = hi - lo
+    total = int(counts.sum()) if len(counts) else 0
+    which = torch.repeat_interleave(torch.arange(len(lo), device=lo.device), counts)
+    offsets = torch.cumsum(counts, 0) - counts
+    entry = lo[which] + (torch.arange(total, device=lo.device) - offsets[which])
+    return which, entry
+
+
+def _member(sorted_keys: torch.Tensor, query: torch.Tensor) -> torch.Tensor:
+    if len(sorted_keys) == 0:
+        return torch.zeros(len(query), dtype=torch.bool, device=query.device)
+    pos = torch.searchsorted(sorted_keys, query).clamp(max=len(sorted_keys) - 1)
+    return sorted_keys[pos] == query
+
+
+def _lookup(sorted_keys, values, query, default) -> torch.Tensor:
+    """values at `query` keys found in sorted_keys, else `default`."""
+    out = default.clone()
+    if len(sorted_keys) and len(query):
+        pos = torch.searchsorted(sorted_keys, query).clamp(max=len(sorted_keys) - 1)
+        hit = sorted_keys[pos] == query
+        out[hit] = values[pos[hit]]
+    return out
