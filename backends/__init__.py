@@ -2,11 +2,14 @@
 
     from backends import SupModule, save, load
     module = SupModule(net)                 # weights as buffers, .to(device) works
+    module = to_module(net)                 # ConditionalModule for a conditional network
     values = module.forward_active([[3, 17]])
     save(net, "model.safetensors"); net2 = load("model.safetensors")
 """
 
 from .serialize import ModelFileError, load, save
 from .torch_module import SupModule, default_device, to_module
+from .tree_module import ConditionalModule
 
-__all__ = ["ModelFileError", "SupModule", "default_device", "load", "save", "to_module"]
+__all__ = ["ConditionalModule", "ModelFileError", "SupModule", "default_device", "load", "save",
+           "to_module"]

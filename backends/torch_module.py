@@ -188,7 +188,12 @@ class SupModule(nn.Module):
         return values > self.threshold
 
 
-def to_module(net: Network, **kwargs) -> SupModule:
+def to_module(net, **kwargs):
+    """The torch module of a compiled network: a SupModule, or a ConditionalModule
+    (backends/tree_module.py) for a conditional network."""
+    if getattr(net, "target", None) == "conditional":
+        from .tree_module import ConditionalModule
+        return ConditionalModule(net, **kwargs)
     return SupModule(net, **kwargs)
 
 
