@@ -35,6 +35,8 @@ def model_path(path) -> Path:
 
 def save(net: Network, path, extra: dict | None = None) -> Path:
     path = model_path(path)
+    if getattr(net, "target", None) == "conditional":
+        return _save_conditional(net, path, extra)
     tensors = {"input_map": np.ascontiguousarray(net.input_map, dtype=np.int64)}
     layers = []
     for i, layer in enumerate(net.layers):
@@ -71,6 +73,8 @@ def load(path) -> Network:
         raise ModelFileError(f"{path}: not a readable sup model ({exc})") from None
     if meta.get("format") != FORMAT or meta.get("version") != VERSION:
         raise ModelFileError(f"{path}: not a {FORMAT} version {VERSION} file")
+    if meta.get("target") == "conditional":
+        return _load_conditional(tensors, meta, path)
     try:
         layers = []
         for i, shape in enumerate(meta["layers"]):
@@ -162,6 +166,114 @@ def _problems(net: Network) -> list:
     if not problems and sum(len(index) for _, index in net.output_families) != net.n_outputs:
         problems.append("output names do not match the read-out")
     return problems
+
+
+# ---------------------------------------------------------------------- conditional networks
+# A ConditionalNetwork (compiler/conditional.py) is stored as its Forest arrays
+# (`forest.<field>` tensors), the family index arrays as above, and JSON metadata with
+# target "conditional", n_inputs, n_outputs and the naming data. Loading checks every array's
+# type and shape and runs `Forest.validate()` (indices in range, CSR offsets well formed,
+# trees acyclic), so a crafted file is a ModelFileError, never a crash or a runaway walk.
+
+MAX_INPUTS = 1 << 31   # a file without input families may not declare more features than this
+
+
+def _save_conditional(net, path: Path, extra: dict | None) -> Path:
+    tensors = {f"forest.{name}": np.ascontiguousarray(value)
+               for name, value in net.forest.arrays().items()}
+    meta = _family_tensors(net, tensors)
+    meta.update({"format": FORMAT, "version": VERSION, "target": "conditional",
+                 "n_inputs": net.n_inputs, "n_outputs": net.n_outputs,
+                 "threshold": net.threshold, "sparsity": net.sparsity,
+                 "circuit_name": net.circuit_name, "meta": net.meta, **(extra or {})})
+    return _write(tensors, meta, path)
+
+
+def _family_tensors(net, tensors: dict) -> dict:
+    for prefix, families in (("outputs", net.output_families), ("inputs", net.input_families)):
+        for j, (_, index) in enumerate(families):
+            tensors[f"{prefix}.{j}.index"] = np.ascontiguousarray(index, dtype=np.int64)
+    return {"output_families": [n for n, _ in net.output_families],
+            "input_families": [n for n, _ in net.input_families]}
+
+
+def _write(tensors: dict, meta: dict, path: Path) -> Path:
+    text = json.dumps(meta, default=_json_default)
+    try:
+        save_file(tensors, str(path), metadata={"sup": text})
+    except SafetensorError as exc:
+        raise OSError(errno.EIO, str(exc), str(path)) from None
+    path.with_suffix(".json").write_text(json.dumps(meta, indent=2, default=_json_default) + "\n")
+    return path
+
+
+def _load_conditional(tensors: dict, meta: dict, path: Path):
+    from compiler.conditional import ConditionalNetwork
+    from compiler.tree import Forest
+    try:
+        n_inputs, n_outputs = _count(meta["n_inputs"]), _count(meta["n_outputs"])
+        forest = Forest(n_inputs, n_outputs, **_forest_arrays(tensors))
+        outputs = [(name, tensors[f"outputs.{j}.index"])
+                   for j, name in enumerate(meta["output_families"])]
+        inputs = [(name, tensors[f"inputs.{j}.index"])
+                  for j, name in enumerate(meta["input_families"])]
+        net = ConditionalNetwork(n_inputs, forest, float(meta["threshold"]), outputs, inputs,
+                                 meta["sparsity"], str(meta["circuit_name"]),
+                                 meta.get("meta", {}))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelFileError(f"{path}: incomplete sup model ({exc})") from None
+    problems = _conditional_problems(net)
+    if not problems:
+        try:
+            forest.validate()
+        except (ValueError, IndexError) as exc:
+            problems = [str(exc)]
+    if problems:
+        raise ModelFileError(f"{path}: inconsistent sup model: {'; '.join(problems)}")
+    return net
+
+
+def _count(value) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_INPUTS:
+        raise ValueError(f"{value!r} is not a count")
+    return value
+
+
+def _forest_arrays(tensors: dict) -> dict:
+    """The Forest's arrays from `forest.<name>` tensors, each of the type and rank of the
+    field (integers where they index, reals where they weigh); ValueError otherwise."""
+    from compiler.tree import Forest
+    template = Forest(0, 0).arrays()
+    arrays = {}
+    for name, like in template.items():
+        value = tensors.get(f"forest.{name}")
+        if not isinstance(value, np.ndarray) or value.ndim != like.ndim:
+            raise ValueError(f"forest array {name} missing or of the wrong rank")
+        if like.ndim == 2 and value.shape[1:] != like.shape[1:]:
+            raise ValueError(f"forest array {name} has the wrong shape")
+        integer = like.dtype.kind in "iu"
+        if value.dtype.kind not in ("iu" if integer else "iuf"):
+            raise ValueError(f"forest array {name} has the wrong type {value.dtype}")
+        if integer and value.dtype == np.uint64 and value.size and value.max() > np.iinfo(np.int64).max:
+            raise ValueError(f"forest array {name}: index out of range")
+        arrays[name] = value.astype(like.dtype if integer else np.float64)
+    return arrays
+
+
+def _conditional_problems(net) -> list:
+    if not (net.sparsity is None or (isinstance(net.sparsity, int)
+                                     and not isinstance(net.sparsity, bool) and net.sparsity >= 0)):
+        return ["sparsity is not a non-negative integer"]
+    if not np.isfinite(net.threshold):
+        return ["threshold is not a finite number"]
+    for what, families in (("output", net.output_families), ("input", net.input_families)):
+        if not all(isinstance(name, str) and _is_ints(index, 2) for name, index in families):
+            return [f"{what} families are not names with 2-D integer index arrays"]
+    if sum(len(index) for _, index in net.output_families) != net.n_outputs:
+        return ["output names do not match the read-out"]
+    if net.input_families and sum(len(index) for _, index in net.input_families) != net.n_inputs:
+        return ["input names do not match the inputs"]
+    return []
 
 
 def _json_default(value):
