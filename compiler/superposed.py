@@ -48,6 +48,8 @@ class SuperposedOptions:
     channels: tuple = DEFAULT_CHANNELS
     seed: int = 0
     repair_rounds: int = 40
+    max_error: float | None = None    # accept a measured error rate <= this (compiler/error_budget.py)
+    multilevel: bool = True           # superpose gates over exact intermediate features (compiler/multilevel.py)
     log: list = field(default_factory=list)
 
 
@@ -105,7 +107,7 @@ def superposable(circuit: Circuit):
 
 # ------------------------------------------------------------------ search
 
-def _attempt(spec, n, t, construction, seed, rounds):
+def _attempt(spec, n, t, construction, seed, rounds, give_up=True):
     rng = np.random.default_rng(seed)
     if construction == "input-channels":
         a = assign_input_channels(spec, n, t, rng)
@@ -113,7 +115,8 @@ def _attempt(spec, n, t, construction, seed, rounds):
         a = assign_design(spec, n, t, rng)
     else:
         a = assign_random(spec, n, t, rng)
-    left = repair(spec, a, rng, rounds=rounds, give_up=max(64, spec.n_outputs // 10))
+    left = repair(spec, a, rng, rounds=rounds,
+                  give_up=max(64, spec.n_outputs // 10) if give_up else None)
     return a, left
 
 
@@ -151,9 +154,9 @@ def search(spec: ChannelSpec, options: SuperposedOptions, progress=None):
     for t in ts:
         if options.width:
             a, left = _attempt(spec, options.width, t, options.construction, options.seed,
-                               options.repair_rounds)
+                               options.repair_rounds, options.max_error is None)
             options.log.append({"n": options.width, "t": t, "failing": left})
-            if left == 0 and (best is None or a.n < best.n):
+            if _accept(spec, a, left, options) and (best is None or a.n < best.n):
                 best = a
             continue
         # superposition must beat one neuron per output, so widths stop below m'
@@ -163,11 +166,12 @@ def search(spec: ChannelSpec, options: SuperposedOptions, progress=None):
             continue
         while lo < hi:                      # smallest n in [lo, hi] that works
             mid = (lo + hi) // 2
-            a, left = _attempt(spec, mid, t, options.construction, options.seed, options.repair_rounds)
+            a, left = _attempt(spec, mid, t, options.construction, options.seed, options.repair_rounds,
+                               options.max_error is None)
             options.log.append({"n": mid, "t": t, "failing": left})
             if progress:
                 progress(options.log[-1])
-            if left == 0:
+            if _accept(spec, a, left, options):
                 hi, found = mid, a
             else:
                 lo = mid + 1
@@ -176,6 +180,11 @@ def search(spec: ChannelSpec, options: SuperposedOptions, progress=None):
         if found is not None and (best is None or found.n < best.n):
             best = found
     return best
+
+
+def _accept(spec, a, left, options) -> bool:
+    from .error_budget import within
+    return within(spec, a, left, options.max_error, seed=options.seed)
 
 
 # ------------------------------------------------------------------ network
@@ -193,16 +202,32 @@ def compile_superposed(circuit: Circuit, options: SuperposedOptions | None = Non
     if len(positions) and assignment is None:
         # no width up to the naive one worked: give up superposition for these outputs
         rest, positions, assignment = np.arange(circuit.n_outputs), positions[:0], None
-    dense = compile_dense(circuit, outputs=rest) if len(rest) else None
-    net = _merge(circuit, spec, positions, assignment, dense, rest)
+    def build(outputs):
+        dense = compile_dense(circuit, outputs=outputs) if len(outputs) else None
+        return _merge(circuit, spec, positions, assignment, dense, outputs)
+
+    from .multilevel import compile_levels
+    net, levels = compile_levels(circuit, rest, build, options)
+    rest = levels.get("dense_positions", rest)
     net.meta.update({
         "construction": options.construction,
-        "superposed_outputs": int(len(positions)), "dense_outputs": int(len(rest)),
+        "superposed_outputs": int(circuit.n_outputs - len(rest)), "dense_outputs": int(len(rest)),
         "channel_neurons": int(assignment.n) if assignment is not None else 0,
         "channel_size": int(assignment.channel_sizes().max()) if assignment is not None else 0,
         "search": options.log[-200:], "search_seconds": round(time.perf_counter() - start, 3),
         "exact_by": "combinatorial channel criterion (compiler/channels.py)",
+        "levels": [{"level": 1, "outputs": int(len(positions)), "over": "input features",
+                    "feature_sparsity": circuit.sparsity,
+                    "channel_neurons": int(assignment.n) if assignment is not None else 0}]
+                  + levels.get("levels", []),
     })
+    if options.max_error is not None and assignment is not None:
+        from .error_budget import measure_error
+        measured = measure_error(spec, assignment, seed=options.seed)
+        net.meta.update({"max_error": options.max_error, "measured_error": measured.as_dict()})
+        if measured.failing_outputs:
+            net.meta["exact_by"] = ("not exact: measured error rate (compiler/error_budget.py); "
+                                    "the failing outputs are wrong on some inputs")
     return net
 
 

@@ -56,6 +56,11 @@ def _superposed_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--width", type=int, metavar="N", help="use exactly N channel neurons")
     group.add_argument("--channel", type=int, metavar="T", help="use channels of T neurons")
     group.add_argument("--seed", type=int, default=0, help="random seed of the assignment")
+    group.add_argument("--max-error", type=float, metavar="RATE",
+                       help="accept a channel assignment whose measured error rate (fraction of "
+                       "domain inputs with any wrong output; exact count, or a 95%% "
+                       "Clopper-Pearson bound from samples) is at most RATE, for a smaller "
+                       "width (default: exact). The network is then not verified")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -11,8 +11,11 @@ def target_options(args) -> dict:
     """Options of the chosen target from the command line."""
     if getattr(args, "target", None) != "superposed":
         return {}
+    rate = getattr(args, "max_error", None)
+    if rate is not None and not 0.0 <= rate <= 1.0:
+        raise UsageError(f"--max-error must be a rate between 0 and 1, got {rate}")
     return {"construction": args.construction, "width": args.width, "channel": args.channel,
-            "seed": args.seed}
+            "seed": args.seed, "max_error": rate}
 
 
 def cmd_compile(args, circuit) -> int:
@@ -32,6 +35,15 @@ def cmd_compile(args, circuit) -> int:
         info["superposed"] = {k: meta[k] for k in ("construction", "superposed_outputs",
                                                     "dense_outputs", "channel_neurons",
                                                     "channel_size")}
+        info["superposed"]["levels"] = meta.get("levels", [])
+        if "measured_error" in meta:
+            info["superposed"].update(max_error=meta["max_error"],
+                                      measured_error=meta["measured_error"])
+            e = meta["measured_error"]
+            text += (f"\nmax error {meta['max_error']:g}: measured error rate {e['rate']:.3g} "
+                     f"({e['how']}" + (f", <= {e['upper']:.3g} at 95%" if e["how"] == "sampled"
+                                       else f", {e['failing_inputs']:,} of {e['domain_size']:,} inputs")
+                     + f"); {e['failing_outputs']:,} outputs not exact")
         text += (f"\nsuperposed {meta['superposed_outputs']:,} outputs on "
                  f"{meta['channel_neurons']:,} channel neurons (channels of "
                  f"{meta['channel_size']}, {meta['construction']}); "
