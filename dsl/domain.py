@@ -333,3 +333,169 @@ def parse_shard(text: str) -> tuple[int, int]:
     if not 1 <= i <= n:
         raise ValueError(f"{_SHARD_MESSAGE}, got {text!r}")
     return i, n
+
+
+# ---------------------------------------------------------------------- table-rows domains
+
+class RowDomain:
+    """The rows of a lookup table as a domain (sup-language.md: for a table whose default is
+    don't care, the domain is its rows), filtered by the sparsity promise.
+
+    The table's w input bits are distinct input features covering all m features; row r is the
+    input whose feature `bits[i]` is bit i of `keys[r]`. Ranks follow the sorted keys; the
+    interface is SparseDomain's (size, shard, batches, unrank, rank), padded active arrays are
+    sorted by feature and `max_weight` wide (at least 1 column).
+    """
+
+    kind = "table rows"
+
+    def __init__(self, m: int, bits, keys, k: int | None = None):
+        self.m, self.k = operator.index(m), k
+        self.bits = np.asarray(bits, dtype=np.int64)
+        keys = np.unique(np.asarray(keys, dtype=np.uint64))
+        weight = _popcount(keys)
+        if k is not None:
+            keep = weight <= k
+            keys, weight = keys[keep], weight[keep]
+        self.keys, self._weight = keys, weight
+        self.size = len(keys)
+        self.max_weight = int(weight.max()) if len(weight) else 0
+        self.table = ""
+
+    fits_int64 = True
+    is_full = False
+
+    def __repr__(self) -> str:
+        return f"RowDomain(m={self.m}, rows={self.size}, k={self.k})"
+
+    def weights_count(self) -> list[int]:
+        return np.bincount(self._weight, minlength=self.max_weight + 1).tolist()
+
+    def unrank(self, ranks) -> np.ndarray:
+        """Padded active features (sorted, -1 at the end) of the rows at `ranks`."""
+        r = np.atleast_1d(np.asarray(ranks))
+        if r.ndim != 1 or (r.size and r.dtype.kind not in "iu"):
+            raise ValueError("ranks must be a 1-D array of integers")
+        if r.size and (int(r.min()) < 0 or int(r.max()) >= self.size):
+            raise ValueError(f"rank out of range [0, {self.size}) for {self!r}")
+        keys = self.keys[r.astype(np.int64)]
+        width = max(self.max_weight, 1)
+        if not len(keys):
+            return np.full((0, width), -1, dtype=np.int64)
+        on = ((keys[:, None] >> np.arange(len(self.bits), dtype=np.uint64)) & np.uint64(1)) == 1
+        feats = np.where(on, self.bits[None, :], self.m)
+        feats.sort(axis=1)
+        return _pad_cols(feats[:, :width], width, self.m)
+
+    def rank(self, active) -> np.ndarray:
+        """Ranks of padded active arrays; ValueError for an input that is not a row."""
+        arr = _as_active(active)
+        pos = np.full(self.m + 1, -1, dtype=np.int64)
+        pos[self.bits] = np.arange(len(self.bits))
+        bit = np.where(arr >= 0, pos[np.where(arr >= 0, arr, self.m)], -1)
+        if np.any((arr >= 0) & (bit < 0)):
+            raise ValueError("an active feature is not a bit of the table")
+        keys = np.where(bit >= 0, np.left_shift(np.uint64(1), np.maximum(bit, 0).astype(np.uint64)),
+                        np.uint64(0)).sum(axis=1, dtype=np.uint64)
+        ranks = np.searchsorted(self.keys, keys)
+        ok = ranks < self.size
+        ok[ok] = self.keys[ranks[ok]] == keys[ok]
+        if not ok.all():
+            raise ValueError(f"row {int(np.flatnonzero(~ok)[0])} is not an input of {self!r}")
+        return ranks.astype(np.int64)
+
+    def batches(self, batch_size: int, start: int = 0, stop: int | None = None):
+        batch_size = operator.index(batch_size)
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        start = operator.index(start)
+        stop = self.size if stop is None else operator.index(stop)
+        if not 0 <= start <= stop <= self.size:
+            raise ValueError(f"need 0 <= start <= stop <= size={self.size}")
+        for first in range(start, stop, batch_size):
+            yield first, self.unrank(np.arange(first, min(first + batch_size, stop)))
+
+    def shard(self, i: int, n: int) -> tuple[int, int]:
+        i, n = operator.index(i), operator.index(n)
+        if not 1 <= i <= n:
+            raise ValueError(f"{_SHARD_MESSAGE}, got {i}/{n}")
+        return (i - 1) * self.size // n, i * self.size // n
+
+    def dense(self, active) -> np.ndarray:
+        return to_dense(active, self.m)
+
+
+def _pad_cols(feats: np.ndarray, width: int, m: int) -> np.ndarray:
+    out = np.full((len(feats), width), -1, dtype=np.int64)
+    out[:, :feats.shape[1]] = np.where(feats < m, feats, -1)
+    return out
+
+
+def _popcount(keys: np.ndarray) -> np.ndarray:
+    count = np.zeros(len(keys), dtype=np.int64)
+    rest = keys.copy()
+    while rest.any():
+        count += (rest & np.uint64(1)).astype(np.int64)
+        rest >>= np.uint64(1)
+    return count
+
+
+def verification_domain(circuit):
+    """The domain a network for `circuit` must be correct on: a `RowDomain` when the circuit
+    reads its inputs only through one table whose default is don't care (and whose input bits
+    are all the input features, each once), else the `SparseDomain` of the sparsity promise.
+
+    Exactness of the row domain: the outputs depend on the inputs only through the table's
+    bits, which are the (all don't-care) default on every input matching no row, so every
+    output has one and the same value on all those inputs; one off-table input is evaluated
+    and the row domain is used only if all its outputs are don't care."""
+    found = _rows_only_table(circuit)
+    if found is None:
+        return SparseDomain(circuit.n_inputs, circuit.sparsity)
+    key, data = found
+    domain = RowDomain(circuit.n_inputs, data["inputs"], data["keys"], circuit.sparsity)
+    domain.table = data.get("name", key)
+    return domain
+
+
+def _rows_only_table(circuit):
+    from .nodes import INPUT, TABLE
+    graph, m = circuit.graph, circuit.n_inputs
+    tables = [k for k in circuit.signal_nodes if graph.nodes[k]["kind"] == TABLE]
+    candidates = []
+    for key in tables:
+        data = graph.nodes[key]
+        bits = np.asarray(data["inputs"], dtype=np.int64)
+        if (not data["default_care"].any() and len(bits) == m and len(bits) <= 64
+                and np.array_equal(np.sort(bits), np.arange(m))):
+            candidates.append(key)
+    if len(candidates) != 1 or not circuit.output_nodes:
+        return None
+    table = candidates[0]
+    seen, stack = {table}, list(circuit.output_nodes)
+    while stack:                      # every path from an output to an input crosses the table
+        node = stack.pop()
+        if node in seen:
+            continue
+        seen.add(node)
+        if graph.nodes[node]["kind"] == INPUT:
+            return None
+        stack.extend(graph.predecessors(node))
+    data = graph.nodes[table]
+    off_key = _key_off_table(data["keys"], len(data["inputs"]))
+    if off_key is not None:
+        bits = np.asarray(data["inputs"], dtype=np.int64)
+        on = [int(b) for i, b in enumerate(bits) if (off_key >> i) & 1]
+        from .semantics import DONT_CARE, evaluate_active
+        row = np.array([on or [-1]], dtype=np.int64)
+        if not np.all(evaluate_active(circuit, row).dense()[0] == DONT_CARE):
+            return None
+    return table, data
+
+
+def _key_off_table(keys: np.ndarray, w: int):
+    """The smallest key in [0, 2^w) that is not a row, or None when every key is a row."""
+    keys = np.asarray(keys, dtype=np.uint64)
+    gaps = np.flatnonzero(keys != np.arange(len(keys), dtype=np.uint64))
+    first = int(gaps[0]) if len(gaps) else len(keys)
+    return first if first < (1 << w) else None
