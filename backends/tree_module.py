@@ -42,6 +42,7 @@ from torch import nn
 from .delta import DeltaResult, _expand, _single_thread
 
 MAX_PAIRS = 1 << 20      # (input, tree) pairs, or output entries, walked per chunk
+DELTA_OUTPUTS = 1 << 12  # more outputs: the verifier compares changes, not dense read-outs
 
 
 def _default_device() -> torch.device:
@@ -125,6 +126,11 @@ class ConditionalModule(nn.Module):
     @property
     def dtype(self) -> torch.dtype:
         return self.gate_bias.dtype
+
+    @property
+    def prefers_delta(self) -> bool:
+        """Many outputs: comparing the changed entries beats comparing dense read-outs."""
+        return self.n_outputs > DELTA_OUTPUTS
 
     def output_names(self) -> list[str]:
         return self.net.output_names()

@@ -28,7 +28,7 @@ import z3
 import dsl
 from backends import SupModule
 from compiler import compile_circuit
-from dsl.domain import SparseDomain, to_dense
+from dsl.domain import SparseDomain, to_dense, verification_domain
 from dsl.semantics import DONT_CARE, evaluate
 from verify import merge, verify_exhaustive, verify_sample, verify_smt
 from verify.sample import upper_bound
@@ -99,7 +99,8 @@ def cpu(net) -> SupModule:
 
 
 def domain_of(circuit) -> SparseDomain:
-    return SparseDomain(circuit.n_inputs, circuit.sparsity)
+    """The domain the language defines (a don't-care-default table's rows, or the sparse one)."""
+    return verification_domain(circuit)
 
 
 def brute_force(circuit, net) -> dict:

@@ -5,7 +5,8 @@ change costs more than one dense matmul of the last hidden layer with the read-o
 path computes, per batch, the last hidden layer with the module (first layer by gathering the
 active features' weight columns), the read-out as a dense matmul, and the comparison with the
 specification (baseline plus the reference's changes) in torch. `cost_per_input` estimates both
-paths so `ExhaustiveCheck` can pick the cheaper one.
+paths so `ExhaustiveCheck` can pick the cheaper one. Modules that compute read-out values from
+active features directly (ConditionalModule) use `ActiveReadout`; both share `compare_values`.
 """
 
 from __future__ import annotations
@@ -63,16 +64,42 @@ class DenseReadout:
 
     def compare(self, active, spec_base, ref, threshold):
         """(wrong mask [B, n_out] as numpy positions, min margin, cared count, y at wrong)."""
-        y = self.values(torch.as_tensor(active, device=self.module.device)).double()
-        spec = torch.as_tensor(spec_base, device=y.device).expand(len(active), -1).clone()
-        if len(ref.rows):
-            spec[torch.as_tensor(ref.rows), torch.as_tensor(ref.outputs)] = torch.as_tensor(
-                ref.values, device=y.device)
-        cared = spec != DONT_CARE
-        ones = spec == 1
-        wrong = cared & ((y > threshold) != ones)
-        margin = torch.where(ones, y - threshold, threshold - y)
-        margin = torch.where(cared, margin, torch.full_like(margin, float("inf")))
-        rows, outs = torch.nonzero(wrong, as_tuple=True)
-        return (rows.cpu().numpy(), outs.cpu().numpy(), y[rows, outs].cpu().numpy(),
-                float(margin.min()) if margin.numel() else float("inf"), int(cared.sum()))
+        y = self.values(torch.as_tensor(active, device=self.module.device))
+        return compare_values(y, spec_base, ref, threshold)
+
+
+class ActiveReadout(DenseReadout):
+    """The dense read-out of a module that computes it directly from active features
+    (a ConditionalModule, backends/tree_module.py): `values` is `module.forward_active`."""
+
+    def __init__(self, module):
+        self.module = module
+
+    def values(self, active: torch.Tensor) -> torch.Tensor:
+        return self.module.forward_active(active)
+
+
+def readout_for(module) -> DenseReadout:
+    """The dense-values read-out suited to `module`."""
+    if getattr(module, "target", None) == "conditional":
+        return ActiveReadout(module)
+    return DenseReadout(module)
+
+
+def compare_values(y: torch.Tensor, spec_base, ref, threshold):
+    """Compare read-out values y [B, n_out] with the specification (baseline `spec_base` plus
+    the reference's changes `ref`): (wrong rows, wrong outputs, y there, min margin over cared
+    entries, number of cared entries)."""
+    y = y.double()
+    spec = torch.as_tensor(spec_base, device=y.device).expand(y.shape[0], -1).clone()
+    if len(ref.rows):
+        spec[torch.as_tensor(ref.rows), torch.as_tensor(ref.outputs)] = torch.as_tensor(
+            ref.values, device=y.device)
+    cared = spec != DONT_CARE
+    ones = spec == 1
+    wrong = cared & ((y > threshold) != ones)
+    margin = torch.where(ones, y - threshold, threshold - y)
+    margin = torch.where(cared, margin, torch.full_like(margin, float("inf")))
+    rows, outs = torch.nonzero(wrong, as_tuple=True)
+    return (rows.cpu().numpy(), outs.cpu().numpy(), y[rows, outs].cpu().numpy(),
+            float(margin.min()) if margin.numel() else float("inf"), int(cared.sum()))

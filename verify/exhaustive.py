@@ -8,7 +8,11 @@ in the domain, those baseline comparisons are made once. So the cost of an input
 touches (k weight columns and the neurons they change), not the number of outputs.
 
 `verify_exhaustive(circuit, module, shard=(i, n))` checks ranks of the shard's part of the
-domain (dsl/domain.py order) and returns a report (verify/report.py).
+domain (dsl/domain.py order) and returns a report (verify/report.py). The domain is
+`dsl.domain.verification_domain(circuit)`: the sparse domain of the sparsity promise, or the
+rows of a table whose default is don't care (report field `domain`: "table rows"). Conditional
+networks (backends/tree_module.py) run the same checks: dense read-out values from
+`forward_active`, or the delta form (`forward_delta`) when they have many outputs.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import time
 import numpy as np
 import torch
 
-from dsl.domain import SparseDomain
+from dsl.domain import verification_domain
 from dsl.semantics import DONT_CARE, evaluate_active
 
 from .progress import progress_bar
@@ -85,7 +89,12 @@ class ExhaustiveCheck:
 
     def choose_path(self, sample: np.ndarray) -> str:
         """'dense' read-out or 'delta' (event-driven), whichever is estimated cheaper."""
-        from .dense_check import DenseReadout, delta_cost, dense_cost
+        from .dense_check import DenseReadout, delta_cost, dense_cost, readout_for
+        if getattr(self.module, "target", None) == "conditional":   # backends/tree_module.py
+            if self.module.prefers_delta:
+                return "delta"
+            self.dense = readout_for(self.module)
+            return "dense"
         sample_t = torch.as_tensor(sample, device=self.module.device)
         if dense_cost(self.module) < delta_cost(self.module, sample_t):
             self.dense = DenseReadout(self.module)
@@ -194,7 +203,7 @@ def verify_exhaustive(circuit, module, shard=(1, 1), batch: int = DEFAULT_BATCH,
                       max_counterexamples: int = 20, progress: bool = True,
                       path: str = "auto") -> dict:
     """Check every input of the shard; `path`: 'delta', 'dense' or 'auto' (estimated cost)."""
-    domain = SparseDomain(circuit.n_inputs, circuit.sparsity)
+    domain = verification_domain(circuit)       # the sparse domain, or a table's rows
     start_rank, stop_rank = domain.shard(*shard)
     start = time.perf_counter()
     check = ExhaustiveCheck(circuit, module, max_counterexamples)
@@ -202,8 +211,8 @@ def verify_exhaustive(circuit, module, shard=(1, 1), batch: int = DEFAULT_BATCH,
                                num=min(256, max(stop_rank - start_rank, 1))).astype(np.int64)
     path = check.choose_path(domain.unrank(np.unique(sample_ranks))) if path == "auto" else path
     if path == "dense" and check.dense is None:
-        from .dense_check import DenseReadout
-        check.dense = DenseReadout(module)
+        from .dense_check import readout_for
+        check.dense = readout_for(module)
     with progress_bar(stop_rank - start_rank, "inputs", enabled=progress) as bar:
         for first, active in domain.batches(batch, start_rank, stop_rank):
             check.check(active)
@@ -219,7 +228,7 @@ def verify_exhaustive(circuit, module, shard=(1, 1), batch: int = DEFAULT_BATCH,
         "min_margin": check.margin[0], "min_margin_is_lower_bound": not check.margin[1],
         "seconds": round(seconds, 3),
         "inputs_per_second": round(check.inputs / seconds, 1) if seconds > 0 else None,
-        "domain_size": domain.size, "shard": {"i": shard[0], "n": shard[1],
+        "domain_size": domain.size, "domain": getattr(domain, "kind", "sparse"), "shard": {"i": shard[0], "n": shard[1],
                                               "ranks": [start_rank, stop_rank]},
         "complete": shard[1] == 1,
         "device": str(module.device), "dtype": str(module.dtype).replace("torch.", ""),
