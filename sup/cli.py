@@ -23,7 +23,7 @@ sup compiles boolean feature circuits (.sup files) into ReLU networks and verifi
   sup eval FILE --active a,x[3]   evaluate the reference semantics on one input
   sup graph FILE -o OUT.dot   export the circuit graph (DOT or GraphML)
   sup compile FILE --target dense [-o MODEL]   compile to a ReLU network; print the accounting
-  sup verify FILE [--model MODEL | --target T] --method exhaustive|smt|sample
+  sup verify FILE [--model MODEL | --target T] --method exhaustive|smt|sample|structural
   sup import FILE.aag|.aig|.bench|.blif [-o FILE.sup]   standard formats to .sup
 
 FILE is a .sup file or, chosen by its extension, ASCII/binary AIGER (.aag, .aig), ISCAS
@@ -97,7 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
                           "size. With -o, save the network (safetensors plus JSON metadata).")
     _common(comp)
     comp.add_argument("--target", default="dense", choices=("dense", "superposed", "conditional"),
-                      help="dense: exact, one small group of neurons per gate (default)")
+                      help="dense: exact, one small group of neurons per gate (default); "
+                      "conditional: trees of neurons whose signs pick the branch (O(log n) "
+                      "operations per input for a table of n rows)")
     comp.add_argument("-o", "--output", metavar="MODEL",
                       help="save the network to MODEL(.safetensors) and MODEL.json")
     _superposed_options(comp)
@@ -132,7 +134,9 @@ def build_parser() -> argparse.ArgumentParser:
     ver.add_argument("--samples", type=int, default=100_000, help="sample: inputs to draw")
     ver.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
                      help="where the network runs (auto: CUDA when available)")
-    ver.add_argument("--dtype", default="float32", choices=("float32", "float64"))
+    ver.add_argument("--dtype", choices=("float32", "float64"),
+                     help="number type of the forward pass (default: float32; float64 for "
+                     "conditional networks, whose table keys need exact integers)")
     ver.set_defaults(run=verify_cmds.cmd_verify)
 
     import_cmds.register(sub, _common)

@@ -21,6 +21,9 @@ def target_options(args) -> dict:
 def cmd_compile(args, circuit) -> int:
     from compiler import TargetUnavailable, account, compile_circuit, format_accounting
 
+    if args.onnx and args.target == "conditional":
+        raise UsageError("--onnx exports layered networks (dense, superposed); a conditional "
+                         "network is saved with -o only")
     start = time.perf_counter()
     try:
         net = compile_circuit(circuit, target=args.target, **target_options(args))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from dsl.domain import SparseDomain, parse_shard
+from dsl.domain import parse_shard, verification_domain
 
 from .output import EXIT_MISMATCH, EXIT_OK, EXIT_UNDECIDED, UsageError, emit
 
@@ -33,30 +33,49 @@ def _network(args, circuit):
 
 def _module(args, net):
     import torch
-    from backends import SupModule
+    from backends import to_module
     if args.device == "cuda" and not torch.cuda.is_available():
         raise UsageError("--device cuda: no CUDA device is available")
     device = None if args.device == "auto" else args.device
-    dtype = torch.float64 if args.dtype == "float64" else torch.float32
-    return SupModule(net, dtype=dtype, device=device)
+    conditional = net.target == "conditional"      # keys are integers up to 2^32 and more
+    dtype = torch.float64 if (args.dtype or ("float64" if conditional else "float32")) \
+        == "float64" else torch.float32
+    return to_module(net, dtype=dtype, device=device)
 
 
-def _method(args, circuit) -> str:
+def _method(args, circuit, net) -> str:
+    if args.method == "structural" and net.target == "conditional":
+        raise UsageError("--method structural proves superposed channel networks only; for a "
+                         "conditional network use --method exhaustive, smt or sample")
     if args.method != "auto":
         return args.method
-    size = SparseDomain(circuit.n_inputs, circuit.sparsity).size
+    size = verification_domain(circuit).size     # a don't-care table's rows count, not 2^w
     return "exhaustive" if size <= AUTO_EXHAUSTIVE_LIMIT else "sample"
 
 
+def _smt(args, circuit, net, module, progress) -> dict:
+    from verify import verify_smt
+    if net.target != "conditional":
+        return verify_smt(circuit, net, module, timeout_ms=int(args.timeout * 1000),
+                          max_counterexamples=args.max_counterexamples, progress=progress)
+    try:
+        from verify.smt_tree import verify_smt_tree
+    except ImportError:
+        raise UsageError("SMT verification of conditional networks is not available in this "
+                         "version; use --method exhaustive or sample") from None
+    return verify_smt_tree(circuit, net, module, timeout_ms=int(args.timeout * 1000),
+                           max_counterexamples=args.max_counterexamples, progress=progress)
+
+
 def cmd_verify(args, circuit) -> int:
-    from verify import merge, verify_exhaustive, verify_sample, verify_smt
+    from verify import merge, verify_exhaustive, verify_sample
     from verify.report import fingerprint
 
     if args.merge:
         return _finish(args, _merge(args, merge))
     net = _network(args, circuit)
+    method = _method(args, circuit, net)
     module = _module(args, net)
-    method = _method(args, circuit)
     progress = not args.json
     if method == "exhaustive":
         try:
@@ -70,8 +89,7 @@ def cmd_verify(args, circuit) -> int:
         report = verify_structural(circuit, net, module,
                                    max_counterexamples=args.max_counterexamples)
     elif method == "smt":
-        report = verify_smt(circuit, net, module, timeout_ms=int(args.timeout * 1000),
-                            max_counterexamples=args.max_counterexamples, progress=progress)
+        report = _smt(args, circuit, net, module, progress)
     else:
         report = verify_sample(circuit, module, samples=args.samples, seed=args.seed,
                                max_counterexamples=args.max_counterexamples, progress=progress)
@@ -113,6 +131,8 @@ def _text(r: dict) -> str:
                      if isinstance(r.get("domain_size"), int) else
                      f"inputs checked        {r['inputs_checked']:,}")
     lines.append(f"outputs checked       {r['outputs_checked']:,}")
+    if r.get("domain") == "table rows":
+        lines.append("domain                the table's rows (its default is don't care)")
     if r.get("min_margin") is not None:
         lines.append(f"min margin            {r['min_margin']:.6g}")
     for key, label in (("failing_inputs", "failing inputs"), ("outputs_undecided", "undecided outputs"),
