@@ -23,6 +23,9 @@ are left out of leaves (a leaf's unlisted outputs read 0).
 
 Independent outputs get separate trees: outputs whose cones (hidden neurons with a path to
 them) share no neuron are in different groups (connected components over the cone neurons).
+A group whose cone domain is over the limits (`synthesize_circuit`) is split further into one
+tree per output over that output's own cone (shared neurons are then evaluated in each tree);
+only an output whose own cone domain is over the limits raises SynthesisTooLarge.
 Groups of exactly one neuron (one-hidden-layer networks, e.g. a million pairwise ANDs) are
 built in bulk with numpy (one gate, or one leaf when the neuron's sign never changes on S);
 outputs with no hidden neuron (constants, or read-outs straight off the inputs) share one leaf.
@@ -212,6 +215,10 @@ class _ConeDomain:
             self._cache[d] = x[:, :d]
         return self._cache[d]
 
+    def too_large(self, d: int, width: int) -> bool:
+        size = SparseDomain(d, self.k).size
+        return size > self.max_inputs or size * max(width, 1) > self.max_work
+
     def group_inputs(self, feats: np.ndarray, width: int, name_of) -> np.ndarray:
         x = self.patterns(len(feats), name_of)
         if len(x) * max(width, 1) > self.max_work:
@@ -247,6 +254,10 @@ class _SetDomain:
         self.x = sp.csr_matrix((np.ones(len(r)), (r, active[r, s])), shape=(n, m))
         self.x.sum_duplicates()
         self.x.data[:] = 1.0
+
+    @staticmethod
+    def too_large(d: int, width: int) -> bool:
+        return False
 
     def group_inputs(self, feats: np.ndarray, width: int, name_of) -> np.ndarray:
         sub = self.x[:, feats].toarray()
@@ -454,6 +465,20 @@ class _SubNet:
     def width(self) -> int:
         return max((len(b) for b in self.biases), default=1)
 
+    def restrict(self, o: int) -> "_SubNet":
+        """The sub-network of output `o` alone: its cone neurons and features."""
+        keep = [c[o] for c in self.cone]
+        w0 = self.weights[0][keep[0]]
+        used = (w0 != 0).any(axis=0)
+        weights = [w0[:, used]]
+        for layer in range(1, len(keep)):
+            weights.append(self.weights[layer][keep[layer]][:, keep[layer - 1]])
+        weights.append(self.weights[-1][[o]][:, keep[-1]])
+        biases = [b[k] for b, k in zip(self.biases, keep)] + [self.biases[-1][[o]]]
+        return _SubNet(self.feats[used], weights, biases, self.outs[[o]],
+                       [n[k] for n, k in zip(self.neurons, keep)],
+                       [c[[o]][:, k] for c, k in zip(self.cone, keep)])
+
 
 class _GroupIndex:
     """Sorted views of a network's cone neurons and entries by group, to cut out one group's
@@ -526,8 +551,12 @@ def _general_groups(fnet, groups, out_group, neuron_group, domain, ids, n_out, n
     builder = _ForestBuilder(fnet.m, n_out)
     for g in groups:
         sub = index.subnet(int(g))
-        x = domain.group_inputs(sub.feats, sub.width, lambda: name_of(int(sub.outs[0])))
-        builder.add_tree(sub, x, ids[sub.outs])
+        parts = [sub]
+        if domain.too_large(len(sub.feats), sub.width) and len(sub.outs) > 1:
+            parts = [sub.restrict(o) for o in range(len(sub.outs))]
+        for part in parts:
+            x = domain.group_inputs(part.feats, part.width, lambda: name_of(int(part.outs[0])))
+            builder.add_tree(part, x, ids[part.outs])
     return builder.forest()
 
 
