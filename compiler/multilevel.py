@@ -57,7 +57,8 @@ EXACT_BOUND_LIMIT = 1 << 20        # enumerate the domain for K' when it has at 
 
 def candidates(circuit: Circuit, positions):
     """(positions, features, ChannelSpec over features) of outputs among `positions` that are
-    AND / OR / atleast gates over distinct operands, not all of them input features."""
+    AND / OR / atleast gates over distinct operands, not all of them input features and none
+    of them a negation."""
     m = circuit.n_inputs
     positions = np.asarray(positions, dtype=np.int64)
     drivers = circuit.output_drivers[positions]
@@ -73,6 +74,8 @@ def candidates(circuit: Circuit, positions):
             n = len(ops)
             k = {"and": n, "or": 1}.get(data["op"], int(data["k"][local]) if data["k"] is not None else n)
             if len(np.unique(ops)) != n or not (ops >= m).any() or not 1 <= k <= n:
+                continue
+            if _negated(circuit, ops):         # a negation is 1 almost everywhere: not sparse
                 continue
             chosen.append(p)
             rows.append(np.sort(ops))
@@ -90,6 +93,12 @@ def candidates(circuit: Circuit, positions):
     spec = ChannelSpec(len(features), bound, f_off, f_feat, ks)
     spec.bound_how = how
     return chosen, features, spec
+
+
+def _negated(circuit, ops) -> bool:
+    nodes = circuit.node_of_signal(ops[ops >= circuit.n_inputs + 2])
+    return any(circuit.graph.nodes[circuit.signal_nodes[i]].get("op") == "not"
+               for i in np.unique(nodes).tolist())
 
 
 # ------------------------------------------------------------------ sparsity of the features
@@ -119,10 +128,10 @@ def sparsity_bound(circuit: Circuit, features: np.ndarray):
     domain = SparseDomain(m, K)
     shapes = _threshold_shapes(circuit, features) if K is not None else None
     if shapes is not None and (shapes[1] == [len(s) for s in shapes[0]]).all():
-        exact = _and_maximum(shapes[0], K)
-        if exact is not None:
-            return min(exact, n), ("exact: largest number of AND features whose operand sets "
-                                   "fit in K active features")
+        found = _and_maximum(shapes[0], K)
+        if found is not None and found[1]:
+            return min(found[0], n), ("exact: largest number of AND features whose operand sets "
+                                      "fit in K active features")
     if domain.size <= EXACT_BOUND_LIMIT:
         return _enumerated_bound(circuit, features, domain), \
             f"exact: maximum over all {domain.size:,} inputs of the domain"
@@ -140,19 +149,25 @@ def sparsity_bound(circuit: Circuit, features: np.ndarray):
             mult = max(np.unique(np.array(same), axis=0, return_counts=True)[1])
             total += min(math.comb(K, r) * int(mult), len(same))
         bounds.append(total)
+        found = _and_maximum(sets, K)
+        if found is not None:
+            bounds.append(found[0])
     return int(min(bounds)), ("bound: min(features, top-K operand degrees / k_min, "
                               "AND operand sets inside K active features)")
 
 
 def _and_maximum(sets, K, budget: int = 200_000):
-    """max over |S| <= K of #{g : F_g inside S} for AND features (operand sets F_g), or None
-    when the search exceeds `budget` states.
+    """(value, exact): value >= max over |S| <= K of #{g : F_g inside S} for AND features
+    (operand sets F_g), with equality when `exact`; None when the search exceeds `budget`
+    states.
 
     A maximizing S may drop every feature no true gate uses, so S is a union of operand sets.
     Split S into components connected by the gates inside it: no gate spans two components, so
-    the count is the sum over components. Hence max(K) = max over partitions of K of the sum of
-    best_connected(s), where best_connected(s) maximizes over connected unions of operand sets
-    with at most s features (found by growing unions one intersecting operand set at a time).
+    the count is the sum over components. Hence max(K) <= max over partitions of K of the sum
+    of best_connected(s), where best_connected(s) maximizes over connected unions of operand
+    sets with at most s features (found by growing unions one intersecting operand set at a
+    time); the partition may reuse one component, so this is exact only when a single
+    connected union attains it (then that union is a witness).
     """
     key_sets = [frozenset(s.tolist()) for s in sets]
     count_of = {}
@@ -181,10 +196,12 @@ def _and_maximum(sets, K, budget: int = 200_000):
                     stack.append(grown)
     for s in range(1, K + 1):                # connected best with at most s features
         best[s] = max(best[s], best[s - 1])
-    total = [0] * (K + 1)                    # best over partitions (knapsack over sizes)
+    # Best over partitions of K (knapsack over sizes): an upper bound, since it may use the same
+    # component twice; exact when one connected union attains it.
+    total = [0] * (K + 1)
     for cap in range(1, K + 1):
         total[cap] = max(best[s] + total[cap - s] for s in range(1, cap + 1))
-    return total[K]
+    return total[K], total[K] == best[K]
 
 
 def _enumerated_bound(circuit, features, domain) -> int:
