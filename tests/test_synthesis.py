@@ -228,6 +228,26 @@ def test_domain_limit():
     synthesize_circuit(circuit, np.arange(circuit.n_outputs), max_inputs=256)
 
 
+def test_over_limit_group_splits_per_output(tmp_path):
+    """Two outputs sharing a neuron form one group (one tree over 6 features, 64 inputs);
+    under a limit of 32 inputs each output gets its own tree over its 4 cone features."""
+    path = tmp_path / "shared.sup"
+    path.write_text("input x[6];\nwire g = x[0] & x[1];\n"
+                    "output a = g & x[2] & x[3];\noutput b = g | x[4] | x[5];\n")
+    circuit = dsl.load(str(path))
+    positions = np.arange(2)
+    _, active = domain_active(6, None)
+    joint = synthesize_circuit(circuit, positions)
+    split = synthesize_circuit(circuit, positions, max_inputs=32)
+    assert joint.n_trees == 1 and split.n_trees == 2
+    for forest in (joint, split):
+        forest.validate()
+        assert circuit_mismatches(circuit, forest, positions, active) == (0, 0)
+    with pytest.raises(SynthesisTooLarge) as info:
+        synthesize_circuit(circuit, positions, max_inputs=15)
+    assert info.value.size == 16
+
+
 def test_domain_limit_bulk_path():
     circuit = load("pairs_small.sup")                   # one-neuron groups over 2 features
     with pytest.raises(SynthesisTooLarge) as info:
