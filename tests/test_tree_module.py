@@ -48,9 +48,10 @@ def test_module_matches_walk_on_random_forests(seed):
     forest.validate()
     active = all_inputs(10)
     ref = forest.walk(active)
-    for max_pairs in (1, 7, 1 << 20):            # chunking changes nothing
+    for max_pairs in (1, 500, 1 << 20):          # chunking changes nothing
         module = cpu(network(forest), max_pairs=max_pairs)
-        assert np.array_equal(module.forward_active(active).numpy(), ref)
+        part = slice(None) if max_pairs > 1 else slice(0, 1024, 16)
+        assert np.array_equal(module.forward_active(active[part]).numpy(), ref[part])
     assert np.array_equal(module.forward(to_dense(active, 10)).numpy(), ref)
     # float32: every weight is a small integer or half-integer, so nothing rounds
     assert np.array_equal(cpu(network(forest), dtype=torch.float32)
@@ -459,10 +460,11 @@ def test_cli_onnx_of_conditional_is_a_usage_error(capsys, tmp_path):
 # ====================================================================== with the compiler
 
 def _compiled(path):
+    from compiler import TargetUnavailable
     try:
         return compile_circuit(dsl.load(path), target="conditional")
-    except Exception as exc:  # noqa: BLE001 - the lead's compiler may not be there yet
-        pytest.skip(f"compile_conditional not available: {type(exc).__name__}: {exc}")
+    except (TargetUnavailable, ImportError) as exc:
+        pytest.skip(f"compile_conditional not available: {exc}")
 
 
 @pytest.mark.parametrize("example", ["examples/lookup_table.sup", "examples/table_file.sup"])
