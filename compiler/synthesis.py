@@ -56,6 +56,7 @@ from scipy.sparse.csgraph import connected_components
 from dsl import csr
 from dsl.domain import SparseDomain
 
+from .forms import sum_duplicates
 from .network import Network
 from .tree import NEURON, Forest, leaf_code
 
@@ -135,7 +136,7 @@ class _FeatureNet:
         layers = [_coo(layer) for layer in net.layers]
         first = layers[0]
         keep = to_feature[first[1]] >= 0
-        layers[0] = (first[0][keep], to_feature[first[1][keep]], first[2][keep], first[3])
+        layers[0] = (*_summed(first[0][keep], to_feature[first[1][keep]], first[2][keep]), first[3])
         r_rows, r_cols, r_vals, r_bias = layers[-1]
         pos = np.full(net.n_outputs, -1, np.int64)
         pos[rows] = np.arange(len(rows))
@@ -157,6 +158,14 @@ def _coo(layer):
     nz = layer.vals != 0
     return (layer.rows[nz].astype(np.int64), layer.cols[nz].astype(np.int64),
             layer.vals[nz].astype(np.float64), layer.bias.astype(np.float64))
+
+
+def _summed(rows, cols, vals):
+    """COO with repeated (row, col) entries summed (a no-op check on sorted unique entries)."""
+    keys = rows * np.int64(cols.max(initial=0) + 1) + cols
+    if np.all(keys[1:] > keys[:-1]):
+        return rows, cols, vals
+    return sum_duplicates(rows, cols, vals)
 
 
 def _groups(fnet: _FeatureNet):

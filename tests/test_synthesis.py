@@ -145,7 +145,10 @@ def test_one_hidden_layer_bulk_path():
     m, n = 12, 200
     w = rng.integers(-2, 3, (n, m)).astype(float) * (rng.random((n, m)) < 0.3)
     rows, cols = np.nonzero(w)
-    hidden = Layer(m, n, rows, cols, w[rows, cols], rng.integers(-2, 3, n).astype(float))
+    vals = w[rows, cols]
+    rows, cols = np.append(rows, rows[:5]), np.append(cols, cols[:5])   # repeated entries add up
+    vals = np.concatenate([vals[:5] / 2, vals[5:], vals[:5] / 2])
+    hidden = Layer(m, n, rows, cols, vals, rng.integers(-2, 3, n).astype(float))
     out_w = rng.choice([-3.0, -2.0, -1.0, 1.0, 2.0, 3.0], n)
     readout = Layer(n, n, np.arange(n), np.arange(n), out_w, rng.integers(-1, 2, n).astype(float),
                     relu=False)
