@@ -276,18 +276,18 @@ class _Tree:
         self.g_err, self.e_err = g_err, e_err
         f = forest
         root = int(f.tree_root[t])
-        order, seen, stack = [], {root}, [(root, False)]
-        while stack:                                  # iterative DFS, post-order
+        order, seen, stack = [], set(), [(root, False)]
+        while stack:            # iterative DFS; a node is finished after all its children
             code, done = stack.pop()
             if done:
                 order.append(code)
                 continue
+            if code in seen:
+                continue
+            seen.add(code)
             stack.append((code, True))
             if code >= 0:
-                for c in f.gate_child[code].tolist():
-                    if c not in seen:
-                        seen.add(c)
-                        stack.append((c, False))
+                stack.extend((c, False) for c in f.gate_child[code].tolist() if c not in seen)
         self.postorder = order                        # children before parents
         self.root = root
         self.gates = [c for c in order if c >= 0]
