@@ -417,3 +417,17 @@ def test_compiled_examples_are_proved(name):
     assert brute_force(c, net.forest) == set()
     report = verify_smt_tree(c, net, progress=False)
     assert report["verified"] is True, report
+
+
+def test_timeout_is_undecided_never_verified():
+    rng = np.random.default_rng(7)
+    bits = 32
+    keys = rng.choice(1 << 20, 512, replace=False) * 4093 % (1 << bits)
+    rows = "\n".join("  " + "".join(str((int(k) >> (bits - 1 - i)) & 1) for i in range(bits))
+                     + f" -> {int(rng.integers(0, 2))};" for k in np.unique(keys))
+    c = dsl.loads(f"circuit t;\ninput x[{bits}];\ntable T(x[0..{bits}]) -> y[1] {{\n{rows}\n"
+                  "  default -> 0;\n}\n")
+    net, outs = table_network(c, "key")
+    report = verify_smt_tree(c, net, outputs=outs, timeout_ms=1, progress=False)
+    assert report["verified"] in (True, None) and report["outputs_refuted"] == 0
+    assert all(u["reason"].startswith("solver") for u in report["undecided"])

@@ -11,22 +11,30 @@ of verify/smt.py's `verify_smt` (`verified` True / False / None, `outputs_checke
 `outputs_refuted`, `counterexamples`, `undecided`, `flagged_rounding`, ...) plus `target`,
 `trees_encoded`, `trees_too_large`, `thin_gates` and `outputs_too_large`.
 
-What is proved, per output o of tree T (one query per output; the tree is encoded once and its
-z3 terms are shared by the queries of all its outputs):
+What is proved, per output o of tree T. One query per output, not one per tree: verdicts,
+counterexamples and flags are per output (as in verify_smt), each query carries only o's
+specification cone, and a refuted output does not hide the proof of its siblings; the tree's
+forms and z3 terms are built once and shared by the queries of all its outputs (one spec
+encoding per tree too, so a table's row matches are built once).
 
-* inputs: one Bool per feature that T (registers, gates, leaf terms) or o's specification cone
-  reads; the sparsity promise is AtMost over exactly those features (every other feature can be
-  taken 0 without changing the query, so this is exact);
-* registers r_j = R_j x + r0_j as Real variables equal to exact rational linear terms; gate g's
-  pre-activation g = w . [x, r] + b and leaf values a . [x, r] + c with the stored weights
-  (the module's buffers, in its dtype) converted exactly to rationals;
-* the tree as a nested If over the gate conditions, y_o = If(g > 0, y_o(child 1), y_o(child 0)),
-  memoized over the DAG's shared nodes (and collapsed where both branches give the same term);
-  a leaf that does not list o gives 0, an output of no tree is the constant 0;
+* inputs: one Bool per feature that T (registers, gates, leaf terms) or the specification cones
+  of T's outputs read; the sparsity promise is AtMost over exactly those features (every other
+  feature can be taken 0 without changing the query, so this is exact);
+* registers r_j = R_j x + r0_j are exact rational linear terms, substituted into the gates and
+  leaves that read them: gate g's pre-activation g = w . [x, r] + b and leaf value a . [x, r] + c
+  become linear forms over the 0/1 features with the stored weights (the module's buffers, in
+  its dtype) converted exactly to rationals. Each comparison (g > 0, y > t +- d) is then a
+  pseudo-Boolean constraint sum A_f x_f >= k with integers (scaled by the common denominator;
+  z3 PbGe, or one shared integer sum of If terms when a coefficient exceeds 32 bits, as for
+  table keys);
+* the tree as a nested If over the gate conditions, memoized over the DAG's shared nodes and
+  collapsed where both branches agree: W = If(g > 0, W(child 1), W(child 0)), where W(leaf) says
+  the leaf's read-out of o is on the wrong side (below); a leaf that does not list o reads 0,
+  an output of no tree is the constant 0;
 * the specification: verify/smt.py's encoding of o's cone (ternary (value, known) when the
   circuit has don't cares; a table with a don't-care default is known only on its rows);
-* the query: known and y_o on the wrong side of the threshold t (1 iff y > t), widened by the
-  rounding bound d of the leaf reached (y_o <= t + d for a 1, y_o > t - d for a 0).
+* the query: known and W, y_o on the wrong side of the threshold t (1 iff y > t), widened by
+  the rounding bound d of the leaf reached (y_o <= t + d for a 1, y_o > t - d for a 0).
   unsat: o is correct over exact reals with a margin above d. sat: the exact query (d = 0)
   decides whether o is refuted (the model is decoded into an input and replayed on the module
   and on the reference semantics; reported only if it replays, else undecided) or only thin
