@@ -171,9 +171,16 @@ class SupModule(nn.Module):
 
     def _first_layer_active(self, active: torch.Tensor) -> torch.Tensor:
         n_out, n_in, relu = self.shapes[0]
-        ptr, rows, vals = self._columns()
         b_idx, slot = torch.nonzero(active >= 0, as_tuple=True)
         cols = self.input_map[active[b_idx, slot]]
+        if len(self.vals0) * 4 > n_out * n_in and n_out * n_in <= DENSE_LIMIT:
+            # a dense first layer (an input code, compiler/codes.py): gather whole columns
+            if "dense_t" not in self._compiled:
+                self._compiled["dense_t"] = self._weight(0).t().contiguous()
+            out = self.bias0.expand(active.shape[0], n_out).clone()
+            out.index_add_(0, b_idx, self._compiled["dense_t"][cols])
+            return torch.relu(out) if relu else out
+        ptr, rows, vals = self._columns()
         starts, counts = ptr[cols], ptr[cols + 1] - ptr[cols]
         total = int(counts.sum())
         out = self.bias0.expand(active.shape[0], n_out).clone()

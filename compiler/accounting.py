@@ -2,7 +2,9 @@
 
 Counts (all exact, from the weights actually stored):
 
-* neurons: hidden units, in total and per hidden layer; layers: hidden layers + the read-out
+* neurons: hidden units, in total and per hidden layer; layers: hidden layers + the read-out.
+  A coded superposed network (compiler/codes.py) counts only its ReLU layer as neurons and only
+  its computation layers as parameters; the fixed encoder / decoder are reported under `codes`
 * params_nonzero: nonzero weights + nonzero biases; params_dense: what dense matrices of the
   same layer widths would store (weights + biases)
 * ops per input, for the evaluation the torch backend performs on a list of active features:
@@ -74,11 +76,17 @@ def bounds(m_out: int, neurons: int, params: int) -> dict:
 def account(net: Network) -> dict:
     if net.target == "conditional":
         return account_conditional(net)
-    per_layer = [layer.n_out for layer in net.hidden]
+    if net.meta.get("codes"):
+        from .codes import code_layers
+        fixed = code_layers(net)      # encoder / decoder: fixed codes, reported apart
+    else:
+        fixed = set()
+    compute = [layer for i, layer in enumerate(net.layers) if i not in fixed]
+    per_layer = [layer.n_out for layer in compute[:-1] if layer.relu]
     neurons = int(sum(per_layer))
-    params_nonzero = sum(layer.nnz + int(np.count_nonzero(layer.bias)) for layer in net.layers)
-    params_dense = sum(layer.n_out * layer.n_in + layer.n_out for layer in net.layers)
-    max_ops, mean_ops = ops_per_input(net)
+    params_nonzero = sum(layer.nnz + int(np.count_nonzero(layer.bias)) for layer in compute)
+    params_dense = sum(layer.n_out * layer.n_in + layer.n_out for layer in compute)
+    max_ops, mean_ops = ops_per_input(net) if not fixed else _coded_ops(net, compute)
     weights = [np.abs(layer.vals).max(initial=0.0) for layer in net.layers]
     weights += [np.abs(layer.bias).max(initial=0.0) for layer in net.layers]
     roles = {}
@@ -95,14 +103,29 @@ def account(net: Network) -> dict:
         "neurons": neurons,
         "neurons_per_layer": per_layer,
         "neurons_by_role": roles,
-        "layers": len(net.layers),
+        "layers": len(compute),
         "params_nonzero": int(params_nonzero),
         "params_dense": int(params_dense),
         "ops_per_input_max": int(max_ops),
         "ops_per_input_mean": round(mean_ops, 3),
         "max_weight": float(max(weights, default=0.0)),
         "bounds": bounds(net.n_outputs, neurons, int(params_nonzero)),
+        **({"codes": _codes(net)} if fixed else {}),
     }
+
+
+def _codes(net) -> dict:
+    from .codes import code_accounting
+    return code_accounting(net)
+
+
+def _coded_ops(net, compute) -> tuple[int, float]:
+    """Ops of the computation on an input that arrives coded (a dense vector): every weight of
+    the computation layers, bias adds, ReLU comparisons, output thresholds (the encoder and
+    decoder's own ops are the codes', reported with them)."""
+    ops = sum(layer.nnz + layer.n_out for layer in compute)
+    ops += sum(layer.n_out for layer in compute[:-1] if layer.relu) + net.n_outputs
+    return int(ops), float(ops)
 
 
 def account_conditional(net) -> dict:
@@ -165,6 +188,16 @@ def format_accounting(info: dict) -> str:
         f"  ratios   neurons/lower {fmt(b['neurons_over_lower'])}  params/lower "
         f"{fmt(b['params_over_lower'])}  neurons/m' {fmt(b['neurons_over_naive'])}",
     ]
+    for name in ("input", "output"):
+        code = info.get("codes", {}).get(name)
+        if code:
+            lines.append(f"{name + ' code':<21}width {code['dim']:,}, {code['params']:,} fixed "
+                         f"parameters (not counted above), coherence {code['coherence']:.4g}")
+    cert = info.get("codes", {}).get("certificate")
+    if cert:
+        lines.append(f"code certificate     proved margin {cert['margin']:.4g} (input cross-talk <= "
+                     f"{cert['input_crosstalk_max']:.3g}, output cross-talk <= "
+                     f"{cert['output_crosstalk_max']:.3g}, rounding <= {cert['rounding_slack']:.2g})")
     if "conditional" in info:
         c = info["conditional"]
         lines[2] = (f"neurons              {info['neurons']:,} gates in {c['trees']:,} trees "

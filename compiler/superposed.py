@@ -50,6 +50,9 @@ class SuperposedOptions:
     repair_rounds: int = 40
     max_error: float | None = None    # accept a measured error rate <= this (compiler/error_budget.py)
     multilevel: bool = True           # superpose gates over exact intermediate features (compiler/multilevel.py)
+    input_code: int | None = None     # inputs arrive as a DIM-wide sign code (compiler/codes.py)
+    output_code: int | None = None    # outputs leave as a DIM-wide sign code read by a fixed decoder
+    code_seed: int = 0
     log: list = field(default_factory=list)
 
 
@@ -116,7 +119,7 @@ def _attempt(spec, n, t, construction, seed, rounds, give_up=True):
     else:
         a = assign_random(spec, n, t, rng)
     left = repair(spec, a, rng, rounds=rounds,
-                  give_up=max(64, spec.n_outputs // 10) if give_up else None)
+                  give_up=max(64, spec.n_outputs // (10 if give_up else 4)))
     return a, left
 
 
@@ -195,6 +198,9 @@ def compile_superposed(circuit: Circuit, options: SuperposedOptions | None = Non
     if options.construction not in CONSTRUCTIONS:
         raise ValueError(f"unknown construction '{options.construction}' "
                          f"(choose from {', '.join(CONSTRUCTIONS)})")
+    if options.input_code is not None or options.output_code is not None:
+        from .codes import compile_coded
+        return compile_coded(circuit, options)
     start = time.perf_counter()
     positions, spec = superposable(circuit)
     rest = np.setdiff1d(np.arange(circuit.n_outputs), positions)

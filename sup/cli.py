@@ -61,6 +61,15 @@ def _superposed_options(parser: argparse.ArgumentParser) -> None:
                        "domain inputs with any wrong output; exact count, or a 95%% "
                        "Clopper-Pearson bound from samples) is at most RATE, for a smaller "
                        "width (default: exact). The network is then not verified")
+    group.add_argument("--input-code", type=int, metavar="DIM",
+                       help="inputs arrive in superposition: a DIM-wide random sign code "
+                       "(compiler/codes.py); the network is certified exact or the error says "
+                       "which width would be")
+    group.add_argument("--output-code", type=int, metavar="DIM",
+                       help="outputs leave in superposition: a DIM-wide random sign code read "
+                       "by a fixed decoder")
+    group.add_argument("--code-seed", type=int, default=0, metavar="S",
+                       help="seed of the input and output codes (SplitMix64; default 0)")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -9,13 +9,33 @@ from .output import UsageError, emit
 
 def target_options(args) -> dict:
     """Options of the chosen target from the command line."""
+    codes = _code_options(args)
     if getattr(args, "target", None) != "superposed":
         return {}
     rate = getattr(args, "max_error", None)
     if rate is not None and not 0.0 <= rate <= 1.0:
         raise UsageError(f"--max-error must be a rate between 0 and 1, got {rate}")
+    if codes and rate is not None:
+        raise UsageError("--max-error cannot be combined with --input-code / --output-code "
+                         "(coded networks are certified exact)")
     return {"construction": args.construction, "width": args.width, "channel": args.channel,
-            "seed": args.seed, "max_error": rate}
+            "seed": args.seed, "max_error": rate, **codes}
+
+
+def _code_options(args) -> dict:
+    """--input-code / --output-code / --code-seed (superposed target only, compiler/codes.py)."""
+    dims = {"input_code": getattr(args, "input_code", None),
+            "output_code": getattr(args, "output_code", None)}
+    asked = {k: v for k, v in dims.items() if v is not None}
+    if not asked:
+        return {}
+    if getattr(args, "target", None) != "superposed":
+        where = f"--target {args.target}" if getattr(args, "target", None) else "a saved --model"
+        raise UsageError(f"--input-code / --output-code apply to --target superposed, not {where}")
+    for key, dim in asked.items():
+        if dim <= 0:
+            raise UsageError(f"--{key.replace('_', '-')} must be a positive width, got {dim}")
+    return {**asked, "code_seed": getattr(args, "code_seed", 0)}
 
 
 def cmd_compile(args, circuit) -> int:
@@ -25,9 +45,10 @@ def cmd_compile(args, circuit) -> int:
         raise UsageError("--onnx exports layered networks (dense, superposed); a conditional "
                          "network is saved with -o only")
     start = time.perf_counter()
+    from compiler.codes import CodeError
     try:
         net = compile_circuit(circuit, target=args.target, **target_options(args))
-    except TargetUnavailable as exc:
+    except (TargetUnavailable, CodeError) as exc:
         raise UsageError(str(exc)) from None
     seconds = time.perf_counter() - start
     info = account(net)

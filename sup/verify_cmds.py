@@ -16,6 +16,9 @@ def _network(args, circuit):
     from backends import ModelFileError, load
     from compiler import TargetUnavailable, compile_circuit
     if args.model:
+        if getattr(args, "input_code", None) is not None or getattr(args, "output_code", None) is not None:
+            raise UsageError("--input-code / --output-code compile in memory with --target "
+                             "superposed; a saved --model already holds its codes")
         try:
             net = load(args.model)
         except ModelFileError as exc:
@@ -24,10 +27,11 @@ def _network(args, circuit):
             raise UsageError(f"the model {args.model} was not compiled from this circuit "
                              "(inputs or output names differ)")
         return net
+    from compiler.codes import CodeError
     try:
         from .compile_cmds import target_options
         return compile_circuit(circuit, target=args.target or "dense", **target_options(args))
-    except TargetUnavailable as exc:
+    except (TargetUnavailable, CodeError) as exc:
         raise UsageError(str(exc)) from None
 
 

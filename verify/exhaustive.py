@@ -95,6 +95,12 @@ class ExhaustiveCheck:
                 return "delta"
             self.dense = readout_for(self.module)
             return "dense"
+        net = getattr(self.module, "net", None)
+        if net is not None and net.meta.get("codes"):
+            # coded inputs / outputs (compiler/codes.py) change every code coordinate:
+            # nothing stays sparse for the event-driven path to exploit
+            self.dense = DenseReadout(self.module)
+            return "dense"
         sample_t = torch.as_tensor(sample, device=self.module.device)
         if dense_cost(self.module) < delta_cost(self.module, sample_t):
             self.dense = DenseReadout(self.module)

@@ -51,6 +51,7 @@ def rounding_bounds(layers, unit_roundoff: float) -> np.ndarray:
     """
     upper = np.ones(layers[0]["n_in"])
     err = np.zeros(layers[0]["n_in"])
+    signed = False
     for layer in layers:
         rows, cols, vals, bias = layer["rows"], layer["cols"], layer["vals"], layer["bias"]
         n_out = layer["n_out"]
@@ -58,8 +59,12 @@ def rounding_bounds(layers, unit_roundoff: float) -> np.ndarray:
         gamma = fan_in * unit_roundoff / (1 - fan_in * unit_roundoff)
         magnitude = np.bincount(rows, weights=np.abs(vals) * upper[cols], minlength=n_out) + np.abs(bias)
         err = np.bincount(rows, weights=np.abs(vals) * err[cols], minlength=n_out) + gamma * magnitude
-        pre_upper = np.bincount(rows, weights=np.maximum(vals, 0) * upper[cols], minlength=n_out) + bias
+        # inputs of a linear layer's successor may be negative (an input / output code,
+        # compiler/codes.py): then only |W| U' bounds the pre-activation
+        pos = np.maximum(vals, 0) if not signed else np.abs(vals)
+        pre_upper = np.bincount(rows, weights=pos * upper[cols], minlength=n_out) + bias
         upper = np.maximum(pre_upper, 0) if layer["relu"] else magnitude
+        signed = not layer["relu"]
     return err
 
 
