@@ -27,11 +27,12 @@ listens to L_i with theta_i = k_i - 1, and the combinatorial criterion holds: fo
 of at most K features where output j is 0, sum_{i in C_j} relu(|S & L_i| - theta_i) <= t_j - 1.
 With the input code, neuron i's pre-activation is |S & L_i| - theta_i - delta_i + nu_i(S) where
 nu_i(S) = sum_{g in S} N[i, g], N = A E^T E - A computed exactly from the code; so
--nu_i^- <= nu_i(S) <= nu_i^+ with nu_i^+- the sums of the K largest positive / negative entries
-of row i. Taking delta_i = nu_i^+ + eta:
+nu_i(S) <= nu_i^+, the sum of the K largest positive entries of row i, and when output j is 1
+(k_j of its operands active, at most K - k_j others) nu_i(S) >= -nu_ji^-, the negative parts of
+N[i, F_j] plus the K - k_j most negative entries of row i. Taking delta_i = nu_i^+ + eta:
 
 * a neuron with |S & L_i| <= theta_i has pre-activation <= -eta: h_i = 0 exactly;
-* output j = 1: every channel neuron has count - theta >= 1, so sum h >= LO_j = sum relu(1 - delta_i - nu_i^-);
+* output j = 1: every channel neuron has count - theta >= 1, so sum h >= LO_j = sum relu(1 - delta_i - nu_ji^-);
 * output j = 0: at most t_j - 1 neurons fire and sum h <= HI_j = max(0, t_j - 1 - eta).
 
 The read-out scales channel j by s_j = 1/(LO_j - HI_j) and the decoder bias puts the midpoint at
@@ -116,8 +117,8 @@ class Certificate:
     delta: np.ndarray        # bias shift per neuron
     scale: np.ndarray        # read-out scale s_j per output
     offset: np.ndarray       # decoder / read-out bias per output
-    nu_plus: np.ndarray      # input cross-talk bounds per neuron
-    nu_minus: np.ndarray
+    nu_plus: np.ndarray      # input cross-talk bound per neuron (silent side)
+    nu_minus: np.ndarray     # input cross-talk bound per channel slot (active side)
     gap: np.ndarray          # LO_j - HI_j before scaling (<= 0: input code too narrow)
     crosstalk: np.ndarray    # X_j, output cross-talk in decoded units
     slack: float             # float rounding bound on a decoded output
@@ -164,19 +165,50 @@ def _top_sum(values: np.ndarray, k: int) -> np.ndarray:
     return np.clip(part, 0.0, None).sum(axis=1)
 
 
+def _top_prefix(values: np.ndarray, k: int) -> np.ndarray:
+    """[rows, k + 1]: column r is the sum of the r largest positive entries of each row."""
+    k = min(k, values.shape[1])
+    out = np.zeros((len(values), k + 1))
+    if k > 0:
+        part = -np.sort(-np.partition(-values, k - 1, axis=1)[:, :k], axis=1)
+        out[:, 1:] = np.cumsum(np.clip(-part * -1, 0.0, None), axis=1)
+    return out
+
+
 def input_crosstalk(listen, code, K: int, block_cells: int = 1 << 24):
-    """(W1 = A E^T, nu_plus, nu_minus): the hidden weights on v and the per-neuron bounds on
-    sum_{g in S} N[i, g] over |S| <= K, N = A E^T E - A."""
-    w1 = np.asarray(listen @ code.T)
+    """(W1 = A E^T, nu_plus, neg_prefix): the hidden weights on v; per neuron the bound on
+    sum_{g in S} N[i, g] over |S| <= K, N = A E^T E - A; and the sums of the r = 0..K most
+    negative entries of each row (the active side, `slot_minus`)."""
+    dim = code.shape[0]
+    signs = np.sign(code).astype(np.float32)
+    w1_int = np.asarray(listen @ signs.T.astype(np.float64)).astype(np.float32)   # integers
+    w1 = w1_int.astype(np.float64) / math.sqrt(dim)
     n, m = listen.shape
-    plus, minus = np.zeros(n), np.zeros(n)
+    plus = np.zeros(n)
+    neg = np.zeros((n, min(K, m) + 1))
     step = max(1, block_cells // max(m, 1))
     for start in range(0, n, step):
         stop = min(n, start + step)
-        noise = w1[start:stop] @ code - listen[start:stop].toarray()
+        # integer products (exact in float32 below 2^24), then / dim
+        noise = (w1_int[start:stop] @ signs).astype(np.float64) / dim - listen[start:stop].toarray()
         plus[start:stop] = _top_sum(noise, K)
-        minus[start:stop] = _top_sum(-noise, K)
-    return w1, plus, minus
+        neg[start:stop] = _top_prefix(-noise, K)
+    return w1, plus, neg
+
+
+def slot_minus(spec, a, w1, code, neg, K: int) -> np.ndarray:
+    """Per channel slot (output j, neuron i): a bound on the negative cross-talk when output j
+    is 1. Then at least k_j operands of j are active, so at most K - k_j other features are:
+    sum_{f in F_j} max(-N[i, f], 0) + the K - k_j most negative entries of row i."""
+    slot_out = csr.row_of_each(a.c_offsets)
+    f_len = csr.lengths(spec.f_offsets)[slot_out]
+    _, feats = csr.gather_rows(spec.f_offsets, spec.f_features, slot_out)
+    neuron = np.repeat(a.c_neurons, f_len)
+    own = np.einsum("ij,ji->i", w1[neuron], code[:, feats]) - 1.0    # N[i, f], f in L_i
+    own_neg = np.bincount(np.repeat(np.arange(len(slot_out)), f_len),
+                          weights=np.clip(-own, 0.0, None), minlength=len(slot_out))
+    others = np.clip(K - spec.k[slot_out], 0, neg.shape[1] - 1)
+    return own_neg + neg[a.c_neurons, others]
 
 
 def output_crosstalk(readout, listen, out_code, K: int, block_cells: int = 1 << 24):
@@ -184,12 +216,16 @@ def output_crosstalk(readout, listen, out_code, K: int, block_cells: int = 1 << 
     sum_i Gamma[j, i] h_i, Gamma = O^T O R - R, using h_i <= |S & L_i|."""
     code_w = np.asarray((readout.T @ out_code.T).T)      # [D', n] = O R
     n_out = readout.shape[0]
+    dim = out_code.shape[0]
+    signs = np.sign(out_code).astype(np.float32)
     x = np.zeros(n_out)
     listen_t = listen.T.tocsr()                           # [m, n]
-    step = max(1, block_cells // max(readout.shape[1], listen.shape[1], 1))
+    readout_t = readout.T.tocsr()                         # [n, m']
+    step = max(1, block_cells // max(readout.shape[1], listen.shape[1], n_out, 1))
     for start in range(0, n_out, step):
         stop = min(n_out, start + step)
-        gamma = out_code[:, start:stop].T @ code_w - readout[start:stop].toarray()
+        gram = (signs[:, start:stop].T @ signs).astype(np.float64) / dim    # exact O^T O rows
+        gamma = np.asarray((readout_t @ gram.T).T) - readout[start:stop].toarray()
         f = np.asarray((listen_t @ np.abs(gamma).T).T)    # [block, m]
         x[start:stop] = _top_sum(f, K)
     return code_w, x
@@ -201,12 +237,13 @@ def certify(spec: ChannelSpec, a: Assignment, in_code, out_code) -> tuple[Certif
     listen = listen_matrix(spec, a)
     n_out = spec.n_outputs
     if in_code is not None:
-        w1, nu_p, nu_m = input_crosstalk(listen, in_code, K)
+        w1, nu_p, neg = input_crosstalk(listen, in_code, K)
+        nu_m = slot_minus(spec, a, w1, in_code, neg, K)
     else:
-        w1, nu_p, nu_m = None, np.zeros(a.n), np.zeros(a.n)
+        w1, nu_p, nu_m = None, np.zeros(a.n), np.zeros(len(a.c_neurons))
     delta = nu_p + ETA
     out_of_slot = csr.row_of_each(a.c_offsets)
-    lo = np.bincount(out_of_slot, weights=np.maximum(1.0 - delta[a.c_neurons] - nu_m[a.c_neurons], 0),
+    lo = np.bincount(out_of_slot, weights=np.maximum(1.0 - delta[a.c_neurons] - nu_m, 0),
                      minlength=n_out)
     t = a.channel_sizes().astype(np.float64)
     hi = np.where(t > 1, t - 1.0 - ETA, 0.0)
