@@ -119,7 +119,7 @@ def _attempt(spec, n, t, construction, seed, rounds, give_up=True):
     else:
         a = assign_random(spec, n, t, rng)
     left = repair(spec, a, rng, rounds=rounds,
-                  give_up=max(64, spec.n_outputs // (10 if give_up else 4)))
+                  give_up=max(64, spec.n_outputs // 10) if give_up else None)
     return a, left
 
 
