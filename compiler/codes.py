@@ -170,8 +170,9 @@ def _top_prefix(values: np.ndarray, k: int) -> np.ndarray:
     k = min(k, values.shape[1])
     out = np.zeros((len(values), k + 1))
     if k > 0:
-        part = -np.sort(-np.partition(-values, k - 1, axis=1)[:, :k], axis=1)
-        out[:, 1:] = np.cumsum(np.clip(-part * -1, 0.0, None), axis=1)
+        top = -np.partition(-values, k - 1, axis=1)[:, :k]         # the k largest
+        top = -np.sort(-top, axis=1)                                # descending
+        out[:, 1:] = np.cumsum(np.clip(top, 0.0, None), axis=1)
     return out
 
 
