@@ -421,7 +421,8 @@ def compile_coded(circuit, options) -> Network:
         want = ", ".join(f"--{k.replace('_', '-')} {v}" for k, v in needed.items())
         raise CodeTooNarrow(
             f"no exact network at {_widths(in_dim, out_dim)} with code seed {seed}: "
-            f"{cert.reason} (proved margin {cert.margin:.3g}); even one neuron per output "
+            f"{cert.reason}" + (f" (proved margin {cert.margin:.3g})" if math.isfinite(cert.margin)
+                                else "") + "; even one neuron per output "
             "needs wider codes" + (f": {want} passes" if want else ""), needed)
     net = build_network(circuit, spec, a, cert, weights, in_code, out_code, seed)
     net.output_families = output_families(circuit)
