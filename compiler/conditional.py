@@ -67,7 +67,8 @@ class ConditionalOptions:
     table_method: str = "auto"        # 'auto', 'key' (binary search on the key), 'bits' (diagram)
     max_domain: int = 1 << 20         # largest cone domain the synthesis pass enumerates
     mean_samples: int = 1 << 14       # inputs sampled for the mean ops when the domain is larger
-    mean_limit: int = 1 << 20         # domains up to this size are walked whole for the mean
+    mean_work: int = 1 << 23          # (inputs x trees walked) up to this: the mean walks the
+                                      # whole domain; above it, a uniform sample of it
     seed: int = 0
 
 
@@ -112,7 +113,7 @@ def compile_conditional(circuit, options: ConditionalOptions | None = None) -> C
     synthesized = 0
     if len(rest):
         from .synthesis import synthesize_circuit
-        part = synthesize_circuit(circuit, rest, max_domain=options.max_domain)
+        part = synthesize_circuit(circuit, rest, max_inputs=options.max_domain)
         parts.append(part)
         synthesized = int(part.n_trees)
     forest = Forest.concat(m, n_out, parts)
@@ -130,19 +131,21 @@ def _costs(circuit, net: ConditionalNetwork, options: ConditionalOptions) -> dic
     (dense) network's ops for the same function and log2 of the domain size."""
     import math
 
-    from .accounting import ops_per_input
+    from .accounting import expected_active, ops_per_input
     from .dense import compile_dense
 
     domain, label = _domain(circuit)
     size = int(domain.size)
-    if size <= options.mean_limit:
-        ops = np.concatenate([net.forest.walk(active, with_ops=True)[1]
-                              for _, active in domain.batches(1 << 14)])
+    per_input = max(1.0, net.forest.touched_per_feature() * expected_active(circuit.n_inputs,
+                                                                           circuit.sparsity))
+    if size * per_input <= options.mean_work:
+        ops = np.concatenate([net.forest.ops(active) for _, active in domain.batches(1 << 16)])
         over = label
     else:
         rng = np.random.default_rng(options.seed)
-        ranks = np.unique(rng.integers(0, size, options.mean_samples))
-        ops = net.forest.walk(domain.unrank(ranks), with_ops=True)[1]
+        samples = int(min(options.mean_samples, max(256, options.mean_work // per_input)))
+        ranks = np.unique(rng.integers(0, size, samples))
+        ops = net.forest.ops(domain.unrank(ranks))
         over = f"{len(ranks):,} uniform samples of the {label}"
     dense_max, dense_mean = ops_per_input(compile_dense(circuit))
     return {"ops_max": net.forest.max_ops(circuit.sparsity), "ops_mean": float(ops.mean()),

@@ -36,6 +36,7 @@ import numpy as np
 from dsl import csr
 
 KEY_SPLIT, BIT_TEST, NEURON, MATCH = 0, 1, 2, 3
+WALK_CELLS = 1 << 21   # (input, tree) pairs per chunk of the reference walk
 GATE_KIND_NAMES = {KEY_SPLIT: "key split", BIT_TEST: "bit test", NEURON: "neuron",
                    MATCH: "key match"}
 
@@ -250,51 +251,151 @@ class Forest:
     def walk(self, active: np.ndarray, with_ops: bool = False):
         """Read-out values y [B, n_out] (float64), and with `with_ops` the ops per input [B].
 
-        The numpy reference evaluation: all (input, tree) pairs descend one gate level per
-        iteration. Inputs are lists of active features (int64 [B, w], -1 padded).
+        The numpy reference evaluation. A tree none of whose weights reads an active feature
+        ends where it ends on the all-zero input (computed once); the other (input, tree) pairs
+        descend one gate level per iteration. Inputs: active features, int64 [B, w], -1 padded.
         """
-        active = np.asarray(active, dtype=np.int64).reshape(len(active), -1)
-        B, m, T = len(active), self.n_inputs, self.n_trees
+        active = _as_active(active)
+        step = max(1, WALK_CELLS // max(self.n_outputs, 1))
+        if len(active) > step:                       # bound memory: y is [B, n_out]
+            parts = [self.walk(active[i:i + step], with_ops) for i in range(0, len(active), step)]
+            if with_ops:
+                return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+            return np.concatenate(parts)
+        base_y, base_ops = self._baseline()
+        y = np.repeat(base_y[None, :], len(active), axis=0)
+        sample, tree, leaf, pair_ops, v = self._walk_touched(active, with_ops)
+        out_off, out_ids = self._tree_outputs()
+        cleared_off, cleared = csr.gather_rows(out_off, out_ids, tree)
+        y[np.repeat(sample, np.diff(cleared_off)), cleared] = 0.0
+        entry, e_sample, value = self._leaf_values(leaf, sample, v)
+        y[e_sample, self.entry_output[entry]] = value
+        if not with_ops:
+            return y
+        ops = np.full(len(active), base_ops.sum())
+        np.add.at(ops, sample, pair_ops - base_ops[tree])
+        return y, ops
+
+    def ops(self, active: np.ndarray) -> np.ndarray:
+        """int64 [B]: operations on the path each input takes (see `walk`), without the
+        [B, n_out] read-out, so it also suits forests with millions of outputs."""
+        active = _as_active(active)
+        step = max(1, WALK_CELLS // 4)
+        if len(active) > step:
+            return np.concatenate([self.ops(active[i:i + step]) for i in range(0, len(active), step)])
+        _, base_ops = self._baseline()
+        sample, tree, _, pair_ops, _ = self._walk_touched(active, True)
+        ops = np.full(len(active), base_ops.sum())
+        np.add.at(ops, sample, pair_ops - base_ops[tree])
+        return ops
+
+    def _baseline(self):
+        """(y at the all-zero input [n_out], ops of each tree at the all-zero input [T])."""
+        stamp = self._stamp()
+        if getattr(self, "_base_cache", None) is None or self._base_cache[0] != stamp:
+            zero = np.full((1, 1), -1, np.int64)
+            trees = np.arange(self.n_trees, dtype=np.int64)
+            leaf, ops, v = self._walk_pairs(np.zeros(self.n_trees, np.int64), trees, zero, True)
+            y = np.zeros(self.n_outputs)
+            entry, _, value = self._leaf_values(leaf, np.zeros(len(leaf), np.int64), v)
+            y[self.entry_output[entry]] = value
+            self._base_cache = (stamp, y, ops)
+        return self._base_cache[1:]
+
+    def _tree_outputs(self):
+        """CSR tree -> its outputs."""
+        owned = np.flatnonzero(self.output_tree >= 0)
+        order = owned[np.argsort(self.output_tree[owned], kind="stable")]
+        counts = np.bincount(self.output_tree[owned], minlength=self.n_trees)
+        return csr.offsets_from_lengths(counts), order
+
+    def touched_per_feature(self) -> float:
+        """Mean number of trees one active feature sends down a path of their own."""
+        return len(self._feature_trees()[1]) / max(self.n_inputs, 1)
+
+    def _feature_trees(self):
+        """CSR feature -> trees with a register, gate or leaf term reading it (cached)."""
+        stamp = self._stamp()
+        if getattr(self, "_feature_cache", None) is None or self._feature_cache[0] != stamp:
+            m = self.n_inputs
+            g_tree = self.gate_tree[csr.row_of_each(self.gate_offsets)]
+            e_leaf = csr.row_of_each(self.leaf_offsets)
+            t_tree = self.leaf_tree[e_leaf][csr.row_of_each(self.entry_offsets)]
+            cols = np.concatenate([self.reg_cols, self.gate_cols, self.term_cols])
+            trees = np.concatenate([self.reg_tree[csr.row_of_each(self.reg_offsets)], g_tree, t_tree])
+            keep = cols < m
+            pairs = np.unique(cols[keep] * max(self.n_trees, 1) + trees[keep])
+            feats, trs = pairs // max(self.n_trees, 1), pairs % max(self.n_trees, 1)
+            self._feature_cache = (stamp, csr.offsets_from_lengths(np.bincount(feats, minlength=m)), trs)
+        return self._feature_cache[1:]
+
+    def _stamp(self) -> tuple:
+        """A cheap fingerprint of every array, so caches notice arrays changed in place."""
+        out = []
+        for value in self.arrays().values():
+            flat = np.asarray(value, dtype=np.float64).ravel()
+            out += [flat.size, float(flat @ np.arange(1, flat.size + 1, dtype=np.float64)) if flat.size else 0.0]
+        return tuple(out)
+
+    def _walk_touched(self, active, with_ops):
+        """(sample, tree, leaf, ops, v) for every (input, tree) pair the input touches."""
+        f_off, f_trees = self._feature_trees()
+        rows, slots = np.nonzero(active >= 0)
+        feats = active[rows, slots]
+        t_off, trees = csr.gather_rows(f_off, f_trees, feats)
+        samples = np.repeat(rows, np.diff(t_off))
+        keys = np.sort(samples * max(self.n_trees, 1) + trees)
+        keys = keys[np.concatenate([[True], keys[1:] != keys[:-1]])] if len(keys) else keys
+        sample, tree = keys // max(self.n_trees, 1), keys % max(self.n_trees, 1)
+        leaf, ops, v = self._walk_pairs(sample, tree, active, with_ops)
+        return sample, tree, leaf, ops, v
+
+    def _walk_pairs(self, sample, tree, active, with_ops):
+        """(leaf id, ops, v) of each (input, tree) pair: the tree walked on that input."""
+        m = self.n_inputs
         x = _dense(active, m)
-        v = np.concatenate([x.astype(np.float64), self.registers(active)], axis=1)
-        ops = np.zeros(B, np.int64)
-        if with_ops:
-            ops += self._register_ops(x)
-        sample = np.repeat(np.arange(B, dtype=np.int64), T)
-        code = np.tile(self.tree_root, B)
+        v = _Values(x, self.registers(active) if self.n_registers else None)
+        ops = np.zeros(len(sample), np.int64)
+        if with_ops and self.n_registers:
+            r_off, r_ids = _group(self.reg_tree, self.n_trees)
+            p_off, regs = csr.gather_rows(r_off, r_ids, tree)
+            owner = np.repeat(np.arange(len(sample)), np.diff(p_off))
+            n_terms = _row_active_terms(self.reg_offsets, self.reg_cols, regs, x, sample[owner])
+            np.add.at(ops, owner, _affine_ops(n_terms, self.reg_bias[regs], 0))
+        code = self.tree_root[tree].copy()
+        pair = np.arange(len(sample))
         at_gate = code >= 0
         while at_gate.any():
-            s, g = sample[at_gate], code[at_gate]
+            p = pair[at_gate]
+            g = code[p]
             value, n_terms = _affine(self.gate_offsets, self.gate_cols, self.gate_vals,
-                                     self.gate_bias, g, s, v, m)
+                                     self.gate_bias, g, sample[p], v, m)
             if with_ops:
-                np.add.at(ops, s, _affine_ops(n_terms, self.gate_bias[g], self._mults(
-                    self.gate_offsets, self.gate_cols, self.gate_vals, g)) + 1)
-            code[at_gate] = self.gate_child[g, (value > 0).astype(np.int64)]
+                ops[p] += _affine_ops(n_terms, self.gate_bias[g], self._mults(
+                    self.gate_offsets, self.gate_cols, self.gate_vals, g)) + 1
+            code[p] = self.gate_child[g, (value > 0).astype(np.int64)]
             at_gate = code >= 0
         leaf = -1 - code
-        y = np.zeros((B, self.n_outputs))
-        lo, hi = self.leaf_offsets[leaf], self.leaf_offsets[leaf + 1]
-        counts = hi - lo
-        entry = np.repeat(lo - np.cumsum(np.concatenate([[0], counts[:-1]])), counts) + np.arange(counts.sum())
-        e_sample = np.repeat(sample, counts)
-        value, n_terms = _affine(self.entry_offsets, self.term_cols, self.term_vals,
-                                 self.entry_const, entry, e_sample, v, m)
-        y[e_sample, self.entry_output[entry]] = value
         if with_ops:
+            lo, hi = self.leaf_offsets[leaf], self.leaf_offsets[leaf + 1]
+            entry = _expand(lo, hi)
+            owner = np.repeat(pair, hi - lo)
+            _, n_terms = _affine(self.entry_offsets, self.term_cols, self.term_vals,
+                                 self.entry_const, entry, sample[owner], v, m)
             has_terms = (self.entry_offsets[entry + 1] - self.entry_offsets[entry]) > 0
             cost = _affine_ops(n_terms, self.entry_const[entry], self._mults(
                 self.entry_offsets, self.term_cols, self.term_vals, entry)) + 1
-            np.add.at(ops, e_sample[has_terms], cost[has_terms])
-            return y, ops
-        return y
+            np.add.at(ops, owner[has_terms], cost[has_terms])
+        return leaf, ops, v
 
-    def _register_ops(self, x: np.ndarray) -> np.ndarray:
-        rows = csr.row_of_each(self.reg_offsets)
-        terms = np.zeros((len(x), self.n_registers), np.int64)
-        if len(rows):
-            np.add.at(terms.T, rows, x[:, self.reg_cols].T.astype(np.int64))
-        return _affine_ops(terms, self.reg_bias[None, :], 0).sum(axis=1)
+    def _leaf_values(self, leaf, sample, v):
+        """(entry ids, their input, their values) of the leaves reached."""
+        lo, hi = self.leaf_offsets[leaf], self.leaf_offsets[leaf + 1]
+        entry = _expand(lo, hi)
+        e_sample = np.repeat(sample, hi - lo)
+        value, _ = _affine(self.entry_offsets, self.term_cols, self.term_vals,
+                           self.entry_const, entry, e_sample, v, self.n_inputs)
+        return entry, e_sample, value
 
     def _mults(self, offsets, cols, vals, rows) -> np.ndarray:
         """Multiplications of rows `rows`: terms on registers with |w| != 1."""
@@ -348,11 +449,53 @@ def _by_code(codes: np.ndarray, gate_values: np.ndarray, leaf_values: np.ndarray
     return out
 
 
+def _as_active(active) -> np.ndarray:
+    active = np.asarray(active, dtype=np.int64)
+    return active.reshape(len(active), -1) if active.size or active.ndim == 2 else active.reshape(0, 1)
+
+
+def _expand(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """Concatenation of the ranges [lo_i, hi_i)."""
+    counts = hi - lo
+    return np.repeat(lo - np.cumsum(np.concatenate([[0], counts[:-1]])).astype(np.int64),
+                     counts) + np.arange(int(counts.sum()), dtype=np.int64)
+
+
+def _group(owner: np.ndarray, n: int):
+    """CSR n -> indices i with owner[i] == n."""
+    order = np.argsort(owner, kind="stable")
+    return csr.offsets_from_lengths(np.bincount(owner, minlength=n)), order
+
+
+def _row_active_terms(offsets, cols, rows, x, samples) -> np.ndarray:
+    """Terms of rows `rows` (over input features) that are active on inputs `samples`."""
+    lo, hi = offsets[rows], offsets[rows + 1]
+    idx = _expand(lo, hi)
+    owner = np.repeat(np.arange(len(rows)), hi - lo)
+    hit = x[samples[owner], cols[idx]]
+    return np.bincount(owner[hit], minlength=len(rows))
+
+
 def _dense(active: np.ndarray, m: int) -> np.ndarray:
     x = np.zeros((len(active), m + 1), dtype=bool)
     rows, slots = np.nonzero(active >= 0)
     x[rows, active[rows, slots]] = True
     return x[:, :m]
+
+
+class _Values:
+    """The vector v = [x, registers] of each input, without materialising it densely."""
+
+    def __init__(self, x: np.ndarray, registers):
+        self.x, self.registers, self.m = x, registers, x.shape[1]
+
+    def at(self, samples: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        out = np.zeros(len(cols))
+        feature = cols < self.m
+        out[feature] = self.x[samples[feature], cols[feature]]
+        if self.registers is not None and not feature.all():
+            out[~feature] = self.registers[samples[~feature], cols[~feature] - self.m]
+        return out
 
 
 def _affine(offsets, cols, vals, bias, rows, samples, v, m):
@@ -368,7 +511,7 @@ def _affine(offsets, cols, vals, bias, rows, samples, v, m):
         owner = np.repeat(np.arange(len(rows)), counts)
         idx = np.repeat(lo - np.cumsum(np.concatenate([[0], counts[:-1]])), counts) + np.arange(total)
         c = cols[idx]
-        vals_at = v[samples[owner], c]
+        vals_at = v.at(samples[owner], c)
         np.add.at(value, owner, vals_at * vals[idx])
         evaluated = (c >= m) | (vals_at != 0)
         n_terms = np.bincount(owner[evaluated], minlength=len(rows))
