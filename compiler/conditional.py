@@ -162,6 +162,8 @@ def _domain(circuit):
         verification_domain = None
     if verification_domain is not None:
         domain = verification_domain(circuit)
-        return domain, getattr(domain, "description", "domain")
+        if getattr(domain, "kind", "") == "table rows":
+            return domain, f"rows of table {domain.table}"
+        return domain, "domain"
     from dsl.domain import SparseDomain
     return SparseDomain(circuit.n_inputs, circuit.sparsity), "domain"

@@ -129,6 +129,8 @@ def key_search(spec: TableSpec) -> Forest | None:
         pats = np.concatenate([row_pat, np.full(int((gap_end > gap_start).sum()), default_pat)])
         order = np.argsort(starts, kind="stable")
         starts, piece_pat = starts[order], pats[order]
+    if len(starts) == 0:                         # no rows, default don't care: one leaf
+        starts, piece_pat = np.zeros(1, np.int64), np.zeros(1, np.int64)
     # merge consecutive pieces with the same outputs
     keep = np.concatenate([[True], piece_pat[1:] != piece_pat[:-1]])
     starts, piece_pat = starts[keep], piece_pat[keep]
