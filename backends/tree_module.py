@@ -42,6 +42,7 @@ from torch import nn
 from .delta import DeltaResult, _expand, _single_thread
 
 MAX_PAIRS = 1 << 20      # (input, tree) pairs, or output entries, walked per chunk
+DENSE_BITMAP = 1 << 24   # inputs x features of a chunk below which active sets are a bitmap
 DELTA_OUTPUTS = 1 << 12  # more outputs: the verifier compares changes, not dense read-outs
 
 
@@ -109,7 +110,9 @@ class ConditionalModule(nn.Module):
             buf(f"{prefix}_in_key", keys)
             buf(f"{prefix}_in_val", np.bincount(inverse.reshape(-1), weights=vals[inp],
                                                 minlength=len(keys)), dtype)
-            buf(f"{prefix}_in_count", np.bincount(keys // max(m, 1), minlength=len(offsets) - 1))
+            counts = np.bincount(keys // max(m, 1), minlength=len(offsets) - 1)
+            buf(f"{prefix}_in_count", counts)
+            buf(f"{prefix}_in_ptr", _offsets(counts))
             reg_off = _offsets(np.bincount(rows[~inp], minlength=len(offsets) - 1))
             buf(f"{prefix}_reg_ptr", reg_off)
             buf(f"{prefix}_reg_col", cols[~inp] - m)
@@ -296,6 +299,11 @@ class _Inputs:
         b_idx, slot = torch.nonzero(active >= 0, as_tuple=True)
         self.feats = active[b_idx, slot]
         self.keys, _ = torch.sort(b_idx * self.m + self.feats)
+        self.bitmap = None        # few features: a dense 0/1 map makes lookups plain gathers
+        if active.shape[0] * self.m <= DENSE_BITMAP:
+            self.bitmap = torch.zeros(active.shape[0] * self.m, dtype=torch.bool,
+                                      device=active.device)
+            self.bitmap[self.keys] = True
         self.count = (active >= 0).sum(dim=1)
         # registers: bias + sum of the active features' columns
         lo = torch.searchsorted(module.fr_feature, self.feats)
@@ -336,10 +344,10 @@ class _Inputs:
             return
         mod, m = self.module, self.m
         keys, vals = getattr(mod, f"{prefix}_in_key"), getattr(mod, f"{prefix}_in_val")
-        lo = torch.searchsorted(keys, rows[idx] * m)
+        lo = getattr(mod, f"{prefix}_in_ptr")[rows[idx]]
         which, entry = _expand_ranges(lo, lo + getattr(mod, f"{prefix}_in_count")[rows[idx]])
         want = sample[idx][which] * m + keys[entry] % m
-        hit = _member(self.keys, want)
+        hit = self.bitmap[want] if self.bitmap is not None else _member(self.keys, want)
         value.index_add_(0, idx[which[hit]], vals[entry[hit]])
 
     def _active_side(self, prefix, value, rows, sample, sel) -> None:
