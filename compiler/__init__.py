@@ -32,8 +32,13 @@ def compile_circuit(circuit, target: str = "dense", **options) -> Network:
         return compile_superposed(circuit, SuperposedOptions(**options), progress=progress)
     if target == "conditional":
         from .conditional import ConditionalOptions, compile_conditional
+        from .synthesis import SynthesisTooLarge
         options.pop("progress", None)
-        return compile_conditional(circuit, ConditionalOptions(**options))
+        try:
+            return compile_conditional(circuit, ConditionalOptions(**options))
+        except SynthesisTooLarge as exc:
+            raise TargetUnavailable(f"conditional target: {exc} (raise it with --max-domain, "
+                                    "or compile with --target dense)") from None
     if target in TARGETS:
         raise TargetUnavailable(f"the '{target}' target is not available in this version; "
                                 "use --target dense")

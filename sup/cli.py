@@ -72,6 +72,19 @@ def _superposed_options(parser: argparse.ArgumentParser) -> None:
                        help="seed of the input and output codes (SplitMix64; default 0)")
 
 
+def _conditional_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group(
+        "conditional target", "trees of neurons: a table becomes one tree (binary search on its "
+        "key, or a reduced decision diagram on its bits); every other output is synthesised "
+        "from the dense network over its cone's domain")
+    group.add_argument("--table-method", default="auto", choices=("auto", "key", "bits"),
+                       help="auto: whichever has fewer operations on its worst input (default); "
+                       "key: binary search on sum 2^i x_i; bits: reduced decision diagram")
+    group.add_argument("--max-domain", type=int, default=1 << 20, metavar="N",
+                       help="largest cone domain (inputs) the synthesis pass enumerates for one "
+                       "tree (default 1,048,576)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sup", description=DESCRIPTION,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -112,6 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
     comp.add_argument("-o", "--output", metavar="MODEL",
                       help="save the network to MODEL(.safetensors) and MODEL.json")
     _superposed_options(comp)
+    _conditional_options(comp)
     comp.add_argument("--onnx", metavar="OUT.onnx",
                       help="also export the dense form as ONNX (needs the onnx package)")
     comp.set_defaults(run=compile_cmds.cmd_compile)
@@ -128,6 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--target", choices=("dense", "superposed", "conditional"),
                      help="compile in memory first (default: dense)")
     _superposed_options(ver)
+    _conditional_options(ver)
     ver.add_argument("--method", default="auto",
                      choices=("auto", "exhaustive", "smt", "sample", "structural"),
                      help="auto: exhaustive up to 200M inputs, else sample (default); "

@@ -10,6 +10,10 @@ from .output import UsageError, emit
 def target_options(args) -> dict:
     """Options of the chosen target from the command line."""
     codes = _code_options(args)
+    if getattr(args, "target", None) == "conditional":
+        if args.max_domain <= 0:
+            raise UsageError(f"--max-domain must be positive, got {args.max_domain}")
+        return {"table_method": args.table_method, "max_domain": args.max_domain}
     if getattr(args, "target", None) != "superposed":
         return {}
     rate = getattr(args, "max_error", None)

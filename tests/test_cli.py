@@ -181,11 +181,25 @@ def test_compile_pairs_small(capsys):
     assert b["neurons_over_naive"] == pytest.approx(1.0)
 
 
-@pytest.mark.parametrize("target", ["conditional"])
-def test_compile_unavailable_target(capsys, target):
-    code, data, err = run(capsys, "compile", C17, "--target", target, "--json")
-    assert code == 2 and data is None
-    assert target in err and "error" in err
+def test_compile_conditional_target(capsys, tmp_path):
+    model = tmp_path / "c17tree"
+    code, data, _ = run(capsys, "compile", C17, "--target", "conditional", "-o", model, "--json")
+    assert code == 0 and data["target"] == "conditional"
+    for key in ("neurons", "layers", "params_nonzero", "params_dense", "ops_per_input_max",
+                "ops_per_input_mean", "bounds"):
+        assert key in data
+    assert data["neurons"] == data["conditional"]["gates"] > 0
+    assert data["ops_per_input_max"] < data["conditional"]["unconditional_ops_max"]
+    code, report, _ = run(capsys, "verify", C17, "--model", model, "--method", "exhaustive", "--json")
+    assert code == 0 and report["verified"] is True and report["target"] == "conditional"
+
+
+def test_compile_conditional_options_errors(capsys):
+    code, data, err = run(capsys, "compile", C17, "--target", "conditional", "--max-domain", "0")
+    assert code == 2 and "--max-domain" in err
+    code, data, err = run(capsys, "compile", C17, "--target", "conditional", "--max-domain", "4",
+                          "--json")
+    assert code == 2 and data is None and "--max-domain" in err and "Traceback" not in err
 
 
 def test_compile_unknown_target(capsys):
