@@ -1,6 +1,7 @@
 """Permutation of m features with inputs and outputs in superposition (compiler/codes.py).
 
     python bench/code_permutation.py [--exps 8,9,10,11,12,13,14] [--ks 2] [--verify-cost 3e11]
+    python bench/code_permutation.py --table-only        # the stored rows as a markdown table
 
 For m = 2^e features and sparsity K, the circuit z[i] = x[Q[i]] (Q = perm(m, seed=7)) is
 compiled with --input-code D --output-code D (the same D for both, code seed 0), where D is the
@@ -139,11 +140,12 @@ def table(rows) -> str:
         ex, lin = r.get("exhaustive"), r.get("linear_shortcut")
         ex_s = (f"{'verified' if ex['verified'] else 'FAILED'}, {ex['inputs']:,} inputs, min margin "
                 f"{ex['min_margin']:.3f}, {ex['seconds']:.1f} s") if ex else "not run (domain too large)"
-        lin_s = (f"{'exact' if lin['verified'] else 'wrong'} on {lin['failing_inputs']:,} inputs, min "
-                 f"margin {lin['min_margin']:.3f}") if lin else "-"
+        lin_s = "-" if not lin else (
+            f"exact, min margin {lin['min_margin']:.3f}" if lin["verified"] else
+            f"wrong on {lin['failing_inputs']:,} inputs, min margin {lin['min_margin']:.3f}")
         lines.append(f"| {r['m']:,} | {r['k']} | {r['dim']:,} | {r['dim'] / r['m']:.2f} | "
                      f"{r['neurons']:,} | {r['lower_neurons']:.0f} | {r['code_params']:,} | "
-                     f"{r['proved_margin']:.3f} | {ex_s} | {lin_s} | "
+                     f"{r['proved_margin']:.3g} | {ex_s} | {lin_s} | "
                      f"{r['width_search_s'] + r['compile_s']:.0f} |")
     return "\n".join(lines)
 
@@ -154,9 +156,13 @@ def main() -> None:
     parser.add_argument("--ks", default="2")
     parser.add_argument("--verify-cost", type=float, default=3e11,
                         help="run the exhaustive checks when inputs x MACs is at most this")
+    parser.add_argument("--table-only", action="store_true", help="print the stored rows")
     args = parser.parse_args()
     torch.set_num_threads(1)
     stored = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    if args.table_only:
+        print(table(stored.values()))
+        return
     for k in (int(x) for x in args.ks.split(",")):
         for e in (int(x) for x in args.exps.split(",")):
             r = row(e, k, args.verify_cost)
