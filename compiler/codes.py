@@ -361,7 +361,7 @@ def search_coded(spec, in_code, out_code, options, log: list):
 def needed_widths(spec, in_dim, out_dim, seed: int) -> dict:
     """Code widths at which one neuron per output is certified exact with this seed: double
     the input code while its cross-talk uses more than half of the unit gap, else the output
-    code; then bisect each width down (at most by half, the other held)."""
+    code; then bisect each width down (at most by half, 4 steps, the other held)."""
     base = one_per_output(spec)
 
     def passes(di, do):
@@ -386,7 +386,9 @@ def needed_widths(spec, in_dim, out_dim, seed: int) -> dict:
         if not hi or hi == (in_dim if which == "in" else out_dim):
             continue
         lo = max(hi // 2, 1)
-        while lo < hi:
+        for _ in range(4):            # within 1/16 of the doubled width: each probe costs m^2 D
+            if lo >= hi:
+                break
             mid = (lo + hi) // 2
             if passes(mid, do).ok if which == "in" else passes(di, mid).ok:
                 hi = mid

@@ -7,6 +7,9 @@ A `Network` maps m input features to n outputs:
     y   = W_out h_D + b_out        (the read-out, affine)
     output i is 1 when y_i > threshold (0.5)
 
+A layer with relu=False before the read-out is linear: the fixed encoder / code layer of a
+network with inputs or outputs in superposition (compiler/codes.py, `meta["codes"]`).
+
 Weights are kept as COO triples (rows, cols, vals; float64, exact small integers for the exact
 targets). Every hidden neuron records what it is for (`role`, `signal`, `part`), so each weight
 has a known meaning: role GATE_NEURON computes part `part` of gate `signal`, CARRY passes signal
