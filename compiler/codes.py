@@ -61,7 +61,7 @@ import numpy as np
 from dsl import csr
 from dsl.constants import splitmix64
 
-from .channels import Assignment, ChannelSpec, failing_outputs, listen_sets
+from .channels import Assignment, ChannelSpec, listen_sets
 from .network import CHANNEL, Layer, Network
 
 ETA = 0.02            # a silent neuron's pre-activation is at most -ETA (exact zeros)

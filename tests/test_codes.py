@@ -214,3 +214,17 @@ def test_cli_code_options(tmp_path, capsys):
         assert "error:" in err and "Traceback" not in err
     assert main(["verify", str(src), "--model", str(model), "--input-code", "64"]) == 2
     assert "saved --model" in capsys.readouterr().err
+
+
+def test_delta_path_agrees_on_coded_networks():
+    """The event-driven path (forced) gives the same verdicts as the dense one."""
+    circuit, net = coded(PERM, 240, 420)
+    dense = verify_exhaustive(circuit, SupModule(net, device="cpu"), progress=False)
+    delta = verify_exhaustive(circuit, SupModule(net, device="cpu"), progress=False, path="delta")
+    assert dense["path"] == "dense" and delta["path"] == "delta"
+    assert delta["verified"] is True and dense["verified"] is True
+    assert delta["min_margin"] == pytest.approx(min(dense["min_margin"], 0.5), abs=1e-5)
+    enc = net.layers[0]
+    enc.vals[enc.cols == 9] *= -1.0
+    bad = verify_exhaustive(circuit, SupModule(net, device="cpu"), progress=False, path="delta")
+    assert bad["verified"] is False and any("x[9]" in cx["active"] for cx in bad["counterexamples"])
