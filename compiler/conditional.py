@@ -23,6 +23,7 @@ from typing import Optional
 
 import numpy as np
 
+from .network import family_member_names
 from .tree import Forest
 
 
@@ -44,8 +45,7 @@ class ConditionalNetwork:
         return self.forest.n_outputs
 
     def output_names(self) -> list[str]:
-        from dsl.nodes import member_name
-        return [member_name(name, idx) for name, index in self.output_families for idx in index]
+        return family_member_names(self.output_families)
 
     def forward_active(self, active) -> np.ndarray:
         """Read-out values y [B, n_out] (float64) for lists of active features [B, w]."""

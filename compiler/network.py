@@ -28,6 +28,12 @@ GATE_NEURON, CARRY, TABLE_ROW, CHANNEL = 0, 1, 2, 3
 ROLE_NAMES = {GATE_NEURON: "gate", CARRY: "carry", TABLE_ROW: "table row", CHANNEL: "channel"}
 
 
+def family_member_names(families) -> list[str]:
+    """Member names (`y[3,5]`) of [(family name, index int64 [n, d])], in order."""
+    from dsl.nodes import member_name
+    return [member_name(name, idx) for name, index in families for idx in index]
+
+
 @dataclass
 class Layer:
     """An affine map [n_out x n_in] in COO form, followed by ReLU when `relu`."""
@@ -96,8 +102,7 @@ class Network:
         return self.layers[0].n_in
 
     def output_names(self) -> list[str]:
-        from dsl.nodes import member_name
-        return [member_name(name, idx) for name, index in self.output_families for idx in index]
+        return family_member_names(self.output_families)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         """Read-out values y [B, n_out] (float64) for 0/1 features x [B, m]."""

@@ -214,6 +214,42 @@ def _network_output(layers, input_map, cone, features, solver, spec):
     return values
 
 
+# ================================================================ verdicts
+
+class Outcomes:
+    """Per-output results of an SMT run ('proved', 'flagged', 'refuted', 'undecided') and the
+    verdict: False on any refuted output, True only when every output is proved with a margin
+    above its rounding bound, else None (undecided)."""
+
+    def __init__(self, names, max_counterexamples: int):
+        self.names, self.max_counterexamples = names, max_counterexamples
+        self.proved, self.flagged, self.refuted, self.undecided = [], [], [], []
+        self.counterexamples = []
+
+    def record(self, o: int, status: str, detail) -> None:
+        if status in ("proved", "flagged"):
+            self.proved.append(o)
+            if status == "flagged":
+                self.flagged.append(self.names[o])
+        elif status == "refuted":
+            self.refuted.append(o)
+            if len(self.counterexamples) < self.max_counterexamples:
+                self.counterexamples.append(detail)
+        else:
+            self.undecided.append({"output": self.names[o], "reason": detail})
+
+    @property
+    def verified(self):
+        return False if self.refuted else (True if not self.undecided and not self.flagged else None)
+
+    def report_fields(self, total: int) -> dict:
+        return {"verified": self.verified, "method": "smt", "inputs_checked": None,
+                "outputs_checked": len(self.proved), "outputs_total": total,
+                "outputs_refuted": len(self.refuted), "counterexamples": self.counterexamples,
+                "undecided": self.undecided[:50], "outputs_undecided": len(self.undecided),
+                "flagged_rounding": self.flagged[:50], "outputs_flagged": len(self.flagged)}
+
+
 # ================================================================ driver
 
 def verify_smt(circuit, net, module, timeout_ms: int = 10_000, outputs=None,
@@ -226,35 +262,19 @@ def verify_smt(circuit, net, module, timeout_ms: int = 10_000, outputs=None,
     drivers = circuit.output_drivers
     names = circuit.output_names()
     todo = range(len(drivers)) if outputs is None else outputs
-    proved, flagged, undecided, refuted = [], [], [], []
-    counterexamples, seconds_per = [], []
+    outcomes = Outcomes(names, max_counterexamples)
+    seconds_per = []
     with progress_bar(len(todo), "outputs", enabled=progress) as bar:
         for o in todo:
             t0 = time.perf_counter()
             status, detail = _prove_output(circuit, net, module, layers, o, int(drivers[o]),
                                            float(delta[o]), threshold, timeout_ms)
             seconds_per.append(time.perf_counter() - t0)
-            if status == "proved":
-                proved.append(o)
-            elif status == "flagged":
-                proved.append(o)
-                flagged.append(names[o])
-            elif status == "refuted":
-                refuted.append(o)
-                if len(counterexamples) < max_counterexamples:
-                    counterexamples.append(detail)
-            else:
-                undecided.append({"output": names[o], "reason": detail})
+            outcomes.record(o, status, detail)
             bar.update(1)
     # a flagged output is proved over exact reals, but float rounding could flip it: undecided
-    verified = False if refuted else (True if not undecided and not flagged else None)
     return {
-        "verified": verified, "method": "smt",
-        "inputs_checked": None, "outputs_checked": len(proved),
-        "outputs_total": len(todo), "outputs_refuted": len(refuted),
-        "counterexamples": counterexamples, "undecided": undecided[:50],
-        "outputs_undecided": len(undecided),
-        "flagged_rounding": flagged[:50], "outputs_flagged": len(flagged),
+        **outcomes.report_fields(len(todo)),
         "max_rounding_bound": float(delta.max(initial=0.0)),
         "min_margin": None,
         "note": "proofs are over exact real arithmetic with the module's stored weights as "

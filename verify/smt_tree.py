@@ -76,7 +76,7 @@ from dsl.nodes import TABLE
 
 from .cones import SignalIndex, signal_cone
 from .progress import progress_bar
-from .smt import _replay, _Spec
+from .smt import Outcomes, _replay, _Spec
 
 MAX_SIZE = 200_000
 
@@ -394,8 +394,8 @@ def verify_smt_tree(circuit, net, module=None, timeout_ms: int = 10_000,
         groups.setdefault(int(forest.output_tree[o]), []).append(o)
 
     index = SignalIndex(circuit)
-    proved, flagged, undecided, refuted = [], [], [], []
-    counterexamples, seconds_per, thin_gates, too_large = [], [], [], []
+    outcomes = Outcomes(names, max_counterexamples)
+    seconds_per, thin_gates, too_large = [], [], []
     trees_encoded = 0
     atoms = _Atoms(functools.lru_cache(maxsize=None)(lambda f: z3.Bool(f"x{f}")))  # as the spec's
     with progress_bar(len(todo), "outputs", enabled=progress) as bar:
@@ -407,9 +407,9 @@ def verify_smt_tree(circuit, net, module=None, timeout_ms: int = 10_000,
             if tree is not None and tree.size > max_size:
                 too_large.append(t)
                 for o in outs:
-                    undecided.append({"output": names[o], "reason":
-                                      f"tree {t} too large for SMT ({tree.size:,} nodes and "
-                                      f"terms > max_size {max_size:,}); check it exhaustively"})
+                    outcomes.record(o, "undecided",
+                                    f"tree {t} too large for SMT ({tree.size:,} nodes and "
+                                    f"terms > max_size {max_size:,}); check it exhaustively")
                     seconds_per.append(0.0)
                     bar.update(1)
                 continue
@@ -418,10 +418,10 @@ def verify_smt_tree(circuit, net, module=None, timeout_ms: int = 10_000,
                 spec_size = _spec_size(circuit, index, int(drivers[o]))
                 size = spec_size + (tree.size if tree is not None else 0)
                 if size > max_size:
-                    undecided.append({"output": names[o], "reason":
-                                      f"query too large for SMT ({size:,} tree nodes and terms "
-                                      f"plus table entries > max_size {max_size:,}); check it "
-                                      f"exhaustively"})
+                    outcomes.record(o, "undecided",
+                                    f"query too large for SMT ({size:,} tree nodes and terms "
+                                    f"plus table entries > max_size {max_size:,}); check it "
+                                    f"exhaustively")
                     too_large.append(t)
                     seconds_per.append(time.perf_counter() - q0)
                     bar.update(1)
@@ -446,30 +446,14 @@ def verify_smt_tree(circuit, net, module=None, timeout_ms: int = 10_000,
                 elif status in ("proved", "flagged") and gate_status == "unknown":
                     status, detail = "undecided", gate_note
                 seconds_per.append(time.perf_counter() - q0 + shared / len(outs))
-                if status == "proved":
-                    proved.append(o)
-                elif status == "flagged":
-                    proved.append(o)
-                    flagged.append(names[o])
-                elif status == "refuted":
-                    refuted.append(o)
-                    if len(counterexamples) < max_counterexamples:
-                        counterexamples.append(detail)
-                else:
-                    undecided.append({"output": names[o], "reason": detail})
+                outcomes.record(o, status, detail)
                 bar.update(1)
-    verified = False if refuted else (True if not undecided and not flagged else None)
     bounds = np.concatenate([g_err, e_err])
     return {
-        "verified": verified, "method": "smt", "target": "conditional",
-        "inputs_checked": None, "outputs_checked": len(proved),
-        "outputs_total": len(todo), "outputs_refuted": len(refuted),
-        "counterexamples": counterexamples, "undecided": undecided[:50],
-        "outputs_undecided": len(undecided),
-        "flagged_rounding": flagged[:50], "outputs_flagged": len(flagged),
+        **outcomes.report_fields(len(todo)), "target": "conditional",
         "thin_gates": thin_gates[:50], "gates_thin": len(thin_gates),
         "trees_encoded": trees_encoded, "trees_too_large": sorted(set(too_large))[:50],
-        "outputs_too_large": sum(1 for u in undecided if "too large" in u["reason"]),
+        "outputs_too_large": sum(1 for u in outcomes.undecided if "too large" in u["reason"]),
         "max_rounding_bound": float(bounds.max(initial=0.0)),
         "min_margin": None,
         "note": "proofs follow the branch conditions over exact real arithmetic with the stored "
