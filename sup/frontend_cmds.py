@@ -8,7 +8,7 @@ from collections import Counter
 import numpy as np
 
 from dsl import export
-from dsl.domain import SparseDomain
+from dsl.domain import verification_domain
 from dsl.semantics import DONT_CARE, evaluate_active
 
 from .output import UsageError, emit, table
@@ -20,11 +20,12 @@ def summary(circuit) -> dict:
     for key in circuit.gate_nodes():
         data = circuit.graph.nodes[key]
         ops[data["op"]] += data["count"]
-    domain = SparseDomain(circuit.n_inputs, circuit.sparsity)
+    domain = verification_domain(circuit)   # a don't-care-default table's rows, else sparse
     return {
         "name": circuit.name, "inputs": circuit.n_inputs, "outputs": circuit.n_outputs,
         "wires": circuit.n_wires, "gates": circuit.n_gates, "depth": circuit.depth,
         "sparsity": circuit.sparsity, "domain_size": domain.size,
+        "domain": "table rows" if getattr(domain, "kind", "") == "table rows" else "sparse",
         "tables": len(circuit.table_nodes()), "gates_by_op": dict(sorted(ops.items())),
         "graph_nodes": circuit.graph.number_of_nodes(),
         "graph_edges": circuit.graph.number_of_edges(),
@@ -39,7 +40,8 @@ def cmd_check(args, circuit) -> int:
         ("wires", info["wires"]), ("gates", f"{info['gates']} ({ops})"),
         ("tables", info["tables"]), ("depth", info["depth"]),
         ("sparsity", "none (all assignments)" if info["sparsity"] is None else info["sparsity"]),
-        ("domain size", f"{info['domain_size']:,}"),
+        ("domain size", f"{info['domain_size']:,}"
+                        + (" (the table's rows)" if info["domain"] == "table rows" else "")),
         ("graph", f"{info['graph_nodes']} family nodes, {info['graph_edges']} edges"),
     ])
     emit(args, info, text)
