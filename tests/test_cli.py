@@ -346,3 +346,13 @@ def test_compile_superposed_reports_what_was_superposed(capsys):
     assert code == 0 and data["target"] == "superposed"
     assert data["superposed"]["superposed_outputs"] == 256
     assert data["neurons"] == data["superposed"]["channel_neurons"] < 256
+
+
+def test_check_domain_of_a_dont_care_table_is_its_rows(capsys):
+    path = os.path.join(os.path.dirname(C17), "table_file.sup")
+    code, data, _ = run(capsys, "check", path, "--json")
+    rows = sum(1 for line in open(os.path.join(os.path.dirname(C17), "table_file.rows"))
+               if line.strip() and not line.startswith(("#", "default")))
+    assert code == 0 and data["domain"] == "table rows" and data["domain_size"] == rows == 10
+    code, data, _ = run(capsys, "check", C17, "--json")
+    assert data["domain"] == "sparse" and data["domain_size"] == 32
