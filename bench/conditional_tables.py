@@ -50,11 +50,12 @@ def write_table(folder: Path, n: int, outputs: int, default: str, seed: int):
     values = rng.random((n, outputs)) < 0.5
     key_text = np.char.zfill(np.array([format(int(k), "b") for k in keys]), BITS)
     value_text = ["".join("1" if v else "0" for v in row) for row in values]
-    rows = folder / f"t{n}.rows"
+    tag = "dc" if default == "*" else "d0"
+    rows = folder / f"t{n}_{tag}.rows"
     rows.write_text("".join(f"{k} {v}\n" for k, v in zip(key_text, value_text))
                     + f"default {default * outputs}\n")
     refs = ", ".join(f"x[{i}]" for i in reversed(range(BITS)))
-    sup = folder / f"t{n}_{'dc' if default == '*' else 'd0'}.sup"
+    sup = folder / f"t{n}_{tag}.sup"
     sup.write_text(f"circuit table_{n};\ninput x[{BITS}];\n"
                    f"table t({refs}) -> y[{outputs}] from \"{rows.name}\";\n")
     return sup, keys, values
