@@ -139,7 +139,7 @@ def _exact_count(sub: _SubNetwork, cores: SparseDomain, m: int, sparsity) -> int
 
 
 def _sampled(sub: _SubNetwork, domain: SparseDomain, samples: int, seed: int, base) -> ErrorMeasure:
-    from verify.sample import uniform_inputs, upper_bound
+    from dsl.sampling import uniform_inputs, upper_bound
     rng = np.random.default_rng(seed)
     failures = 0
     for start in range(0, samples, BATCH):

@@ -14,60 +14,16 @@ an exact one-sided Clopper-Pearson upper confidence bound on the uniform failure
 
 from __future__ import annotations
 
-import math
 import time
 
 import numpy as np
 
-from dsl.domain import RowDomain, SparseDomain, verification_domain
+from dsl.domain import RowDomain, verification_domain
+from dsl.sampling import uniform_inputs, upper_bound  # noqa: F401  (part of this module's API)
 
 from .cones import SignalIndex, signal_cone
 from .exhaustive import ExhaustiveCheck
 from .progress import progress_bar
-
-
-def _log_binom_cdf(x: int, n: int, p: float) -> float:
-    """log P[Bin(n, p) <= x]."""
-    if p <= 0:
-        return 0.0
-    if p >= 1:
-        return 0.0 if x >= n else -math.inf
-    terms = [math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n - i + 1)
-             + i * math.log(p) + (n - i) * math.log1p(-p) for i in range(x + 1)]
-    top = max(terms)
-    return top + math.log(sum(math.exp(t - top) for t in terms))
-
-
-def upper_bound(failures: int, n: int, confidence: float = 0.95) -> float:
-    """Clopper-Pearson: the largest p with P[Bin(n, p) <= failures] >= 1 - confidence."""
-    if n == 0:
-        return 1.0
-    if failures >= n:
-        return 1.0
-    target = math.log(1 - confidence)
-    lo, hi = failures / n, 1.0
-    for _ in range(100):
-        mid = (lo + hi) / 2
-        if _log_binom_cdf(failures, n, mid) > target:
-            lo = mid
-        else:
-            hi = mid
-    return hi
-
-
-def uniform_inputs(domain: SparseDomain | RowDomain, count: int, rng) -> np.ndarray:
-    if domain.size == 0:                     # a table whose rows all break the sparsity promise
-        return np.full((0, max(domain.max_weight, 1)), -1, dtype=np.int64)
-    if domain.fits_int64:
-        ranks = rng.integers(0, domain.size, size=count, dtype=np.int64)
-        return domain.unrank(ranks)
-    # huge domains: weight by C(m, j), then a uniform j-subset
-    weights = np.array([float(w) for w in domain.weights_count()])
-    sizes = rng.choice(len(weights), size=count, p=weights / weights.sum())
-    out = np.full((count, max(domain.max_weight, 1)), -1, dtype=np.int64)
-    for i, j in enumerate(sizes):
-        out[i, :j] = np.sort(rng.choice(domain.m, size=j, replace=False))
-    return out
 
 
 def aimed_inputs(circuit, count: int, rng) -> np.ndarray:
