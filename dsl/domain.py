@@ -43,7 +43,61 @@ class DomainTooLargeError(OverflowError, ValueError):
     """The domain has more than 2^63 - 1 elements, so its ranks do not fit in int64."""
 
 
-class SparseDomain:
+class _EnumerableDomain:
+    """Rank-ordered enumeration shared by SparseDomain and RowDomain: both provide `m`,
+    `size`, `max_weight`, `fits_int64` and `unrank`."""
+
+    def _require_int64(self) -> None:
+        """Raise DomainTooLargeError when ranks do not fit in int64."""
+        if not self.fits_int64:
+            raise DomainTooLargeError(
+                f"the domain of m={self.m} features with at most {self.max_weight} active has "
+                f"{self.size} elements, more than 2^63 - 1: it cannot be enumerated")
+
+    # ------------------------------------------------------------------ enumeration
+
+    def batches(self, batch_size: int, start: int = 0,
+                stop: int | None = None) -> Iterator[tuple[int, np.ndarray]]:
+        """Yield (first_rank, active) covering the ranks [start, stop) in order.
+
+        `active` is the padded int64 array [B, K] of ranks first_rank .. first_rank + B - 1;
+        every batch has `batch_size` rows except possibly the last. stop=None means `size`.
+        """
+        batch_size = operator.index(batch_size)
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        start, stop = self._check_range(start, stop)
+        self._require_int64()
+        for first in range(start, stop, batch_size):
+            last = min(first + batch_size, stop)
+            yield first, self.unrank(np.arange(first, last, dtype=np.int64))
+
+    def _check_range(self, start: int, stop: int | None) -> tuple[int, int]:
+        """(start, stop) as ints with 0 <= start <= stop <= size, else ValueError."""
+        start = operator.index(start)
+        stop = self.size if stop is None else operator.index(stop)
+        if not 0 <= start <= stop <= self.size:
+            raise ValueError(f"need 0 <= start <= stop <= size={self.size}, "
+                             f"got start={start}, stop={stop}")
+        return start, stop
+
+    def shard(self, i: int, n: int) -> tuple[int, int]:
+        """Rank range [start, stop) of the 1-based shard i of n.
+
+        start = floor((i-1) * size / n), stop = floor(i * size / n): the n shards are
+        contiguous and partition [0, size) exactly (some are empty when n > size).
+        """
+        i, n = operator.index(i), operator.index(n)
+        if not 1 <= i <= n:
+            raise ValueError(f"{_SHARD_MESSAGE}, got {i}/{n}")
+        return (i - 1) * self.size // n, i * self.size // n
+
+    def dense(self, active) -> np.ndarray:
+        """`to_dense(active, self.m)`: the 0/1 bool matrix [N, m] of padded active arrays."""
+        return to_dense(active, self.m)
+
+
+class SparseDomain(_EnumerableDomain):
     """All assignments of `m` boolean features with at most `k` ones (k=None: all 2^m).
 
     `k >= m` is the full cube as well. `max_weight` is the effective K (m for the full cube)
@@ -101,13 +155,6 @@ class SparseDomain:
         return hash((SparseDomain, self.m, self.max_weight))
 
     # ------------------------------------------------------------------ tables
-
-    def _require_int64(self) -> None:
-        """Raise DomainTooLargeError when ranks do not fit in int64."""
-        if not self.fits_int64:
-            raise DomainTooLargeError(
-                f"the domain of m={self.m} features with at most {self.max_weight} active has "
-                f"{self.size} elements, more than 2^63 - 1: it cannot be enumerated")
 
     def _get_tables(self) -> tuple[np.ndarray, np.ndarray]:
         """(binom, offsets): binom[i, c] = C(c, i) for i = 0..K, c = 0..m-1 and the weight
@@ -220,50 +267,8 @@ class SparseDomain:
             row, col = np.argwhere(dup)[0]
             raise ValueError(f"feature {int(srt[row, col])} appears twice in row {int(row)}")
 
-    # ------------------------------------------------------------------ enumeration
-
-    def batches(self, batch_size: int, start: int = 0,
-                stop: int | None = None) -> Iterator[tuple[int, np.ndarray]]:
-        """Yield (first_rank, active) covering the ranks [start, stop) in order.
-
-        `active` is the padded int64 array [B, K] of ranks first_rank .. first_rank + B - 1;
-        every batch has `batch_size` rows except possibly the last. stop=None means `size`.
-        """
-        batch_size = operator.index(batch_size)
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        start, stop = self._check_range(start, stop)
-        self._require_int64()
-        for first in range(start, stop, batch_size):
-            last = min(first + batch_size, stop)
-            yield first, self.unrank(np.arange(first, last, dtype=np.int64))
-
-    def _check_range(self, start: int, stop: int | None) -> tuple[int, int]:
-        """(start, stop) as ints with 0 <= start <= stop <= size, else ValueError."""
-        start = operator.index(start)
-        stop = self.size if stop is None else operator.index(stop)
-        if not 0 <= start <= stop <= self.size:
-            raise ValueError(f"need 0 <= start <= stop <= size={self.size}, "
-                             f"got start={start}, stop={stop}")
-        return start, stop
-
-    def shard(self, i: int, n: int) -> tuple[int, int]:
-        """Rank range [start, stop) of the 1-based shard i of n.
-
-        start = floor((i-1) * size / n), stop = floor(i * size / n): the n shards are
-        contiguous and partition [0, size) exactly (some are empty when n > size).
-        """
-        i, n = operator.index(i), operator.index(n)
-        if not 1 <= i <= n:
-            raise ValueError(f"{_SHARD_MESSAGE}, got {i}/{n}")
-        return (i - 1) * self.size // n, i * self.size // n
-
-    def dense(self, active) -> np.ndarray:
-        """`to_dense(active, self.m)`: the 0/1 bool matrix [N, m] of padded active arrays."""
-        return to_dense(active, self.m)
-
-
 # ---------------------------------------------------------------------- module functions
+
 
 def _as_active(active) -> np.ndarray:
     """A padded active array as 2-D int64, after checking its shape and dtype."""
@@ -337,7 +342,7 @@ def parse_shard(text: str) -> tuple[int, int]:
 
 # ---------------------------------------------------------------------- table-rows domains
 
-class RowDomain:
+class RowDomain(_EnumerableDomain):
     """The rows of a lookup table as a domain (sup-language.md: for a table whose default is
     don't care, the domain is its rows), filtered by the sparsity promise.
 
@@ -403,26 +408,6 @@ class RowDomain:
         if not ok.all():
             raise ValueError(f"row {int(np.flatnonzero(~ok)[0])} is not an input of {self!r}")
         return ranks.astype(np.int64)
-
-    def batches(self, batch_size: int, start: int = 0, stop: int | None = None):
-        batch_size = operator.index(batch_size)
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        start = operator.index(start)
-        stop = self.size if stop is None else operator.index(stop)
-        if not 0 <= start <= stop <= self.size:
-            raise ValueError(f"need 0 <= start <= stop <= size={self.size}")
-        for first in range(start, stop, batch_size):
-            yield first, self.unrank(np.arange(first, min(first + batch_size, stop)))
-
-    def shard(self, i: int, n: int) -> tuple[int, int]:
-        i, n = operator.index(i), operator.index(n)
-        if not 1 <= i <= n:
-            raise ValueError(f"{_SHARD_MESSAGE}, got {i}/{n}")
-        return (i - 1) * self.size // n, i * self.size // n
-
-    def dense(self, active) -> np.ndarray:
-        return to_dense(active, self.m)
 
 
 def _pad_cols(feats: np.ndarray, width: int, m: int) -> np.ndarray:
