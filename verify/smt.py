@@ -299,23 +299,39 @@ def _prove_output(circuit, net, module, layers, o, driver, delta, threshold, tim
         solver.add(z3.AtMost(*features.values(), circuit.sparsity))
     t, d = _real(threshold), _real(delta)
     near = z3.Or(z3.And(value, y <= t + d), z3.And(z3.Not(value), y > t - d))
-    solver.push()
-    solver.add(known, near)
-    first = solver.check()
-    if first == z3.unsat:
-        return "proved", None
-    if first == z3.unknown:
-        return "undecided", f"solver: {solver.reason_unknown()}"
-    solver.pop()
-    solver.add(known, z3.Or(z3.And(value, y <= t), z3.And(z3.Not(value), y > t)))
+    exact = z3.Or(z3.And(value, y <= t), z3.And(z3.Not(value), y > t))
+    solver.add(known)
+    return decide(solver, near, exact, features,
+                  lambda active: _replay(circuit, module, o, active, threshold))
+
+
+def decide(solver, near, exact, features: dict, replay):
+    """Verdict of one output's query on `solver` (the network, spec and domain added).
+
+    `near`: wrong or within the rounding bound of the threshold; `exact`: wrong. unsat on
+    `near` proves the output; otherwise unsat on `exact` means only the margin is thin
+    ('flagged'). With `near` None (no rounding to allow for) unsat on `exact` proves it. A
+    model of `exact` is decoded into the active features and handed to `replay`, which alone
+    may call it a counterexample; unknown or a time-out is 'undecided'.
+    """
+    if near is not None:
+        solver.push()
+        solver.add(near)
+        first = solver.check()
+        if first == z3.unsat:
+            return "proved", None
+        if first == z3.unknown:
+            return "undecided", f"solver: {solver.reason_unknown()}"
+        solver.pop()
+    solver.add(exact)
     second = solver.check()
     if second == z3.unsat:
-        return "flagged", None
+        return ("proved" if near is None else "flagged"), None
     if second == z3.unknown:
         return "undecided", f"solver: {solver.reason_unknown()}"
     model = solver.model()
     active = sorted(f for f, var in features.items() if z3.is_true(model.eval(var, True)))
-    return _replay(circuit, module, o, active, threshold)
+    return replay(active)
 
 
 def _replay(circuit, module, o, active, threshold):

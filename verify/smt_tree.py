@@ -76,7 +76,7 @@ from dsl.nodes import TABLE
 
 from .cones import SignalIndex, signal_cone
 from .progress import progress_bar
-from .smt import Outcomes, _replay, _Spec
+from .smt import Outcomes, _replay, _Spec, decide
 
 MAX_SIZE = 200_000
 
@@ -539,26 +539,5 @@ def _prove_output(circuit, evaluator, tree, atoms, o, driver, spec, features, th
         exact = tree.wrong(o, value, threshold, widen=False)
     solver = _solver(timeout_ms, circuit.sparsity, list(features.values()))
     solver.add(known)
-    if not z3.eq(near, exact):
-        solver.push()
-        solver.add(near)
-        first = solver.check()
-        if first == z3.unsat:
-            return "proved", None
-        if first == z3.unknown:
-            return "undecided", f"solver: {solver.reason_unknown()}"
-        solver.pop()
-        solver.add(exact)
-        second = solver.check()
-        if second == z3.unsat:
-            return "flagged", None
-    else:
-        solver.add(exact)
-        second = solver.check()
-        if second == z3.unsat:
-            return "proved", None
-    if second == z3.unknown:
-        return "undecided", f"solver: {solver.reason_unknown()}"
-    model = solver.model()
-    active = sorted(f for f, var in features.items() if z3.is_true(model.eval(var, True)))
-    return _replay(circuit, evaluator, o, active, threshold)
+    return decide(solver, None if z3.eq(near, exact) else near, exact, features,
+                  lambda active: _replay(circuit, evaluator, o, active, threshold))
