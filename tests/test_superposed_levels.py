@@ -21,20 +21,16 @@ from compiler.error_budget import measure_error
 from compiler.multilevel import _and_maximum, candidates, sparsity_bound
 from compiler.superposed import _merge, superposable
 from dsl.domain import SparseDomain
-from dsl.semantics import active_to_dense, evaluate, signal_values
+from dsl.semantics import active_to_dense, signal_values
 from verify import verify_exhaustive
+
+from tests.test_superposed import brute_failing_outputs
 
 torch.set_num_threads(1)
 
 
-def brute(circuit, net):
-    """(failing output positions, failing input count) by brute force."""
-    domain = SparseDomain(circuit.n_inputs, circuit.sparsity)
-    x = active_to_dense(domain.unrank(np.arange(domain.size)), circuit.n_inputs)
-    spec = evaluate(circuit, x)
-    y = net.forward(x.astype(float)) > net.threshold
-    wrong = (spec != 2) & (y != (spec == 1))
-    return set(np.flatnonzero(wrong.any(axis=0)).tolist()), int(wrong.any(axis=1).sum())
+# (failing output positions, failing input count) by brute force over the whole domain
+brute = brute_failing_outputs
 
 
 def pairs_text(features, pairs, k, seed=5):
