@@ -555,3 +555,14 @@ def random_circuit(seed: int) -> tuple[str, dict]:
     if gen.chance(0.2):
         text = "# a random circuit\n" + text.replace(";\n", ";  # end\n", 1)
     return text, gen.files
+
+
+def load_random_circuit(seed: int, folder):
+    """random_circuit(seed) written to `folder` (with its rows files) and loaded."""
+    import dsl
+    text, files = random_circuit(seed)
+    for fname, content in files.items():
+        (folder / fname).write_text(content)
+    path = folder / "circuit.sup"
+    path.write_text(text)
+    return dsl.load(str(path))

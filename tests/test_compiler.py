@@ -36,7 +36,7 @@ from compiler.network import CARRY, GATE_NEURON, TABLE_ROW
 from dsl.domain import SparseDomain
 from dsl.nodes import CONST, GATE, INPUT, OUTPUT, Circuit
 from dsl.semantics import DONT_CARE, evaluate, signal_values
-from tests.random_circuits import random_circuit
+from tests.random_circuits import load_random_circuit
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MAX_DOMAIN = 40_000
@@ -138,18 +138,10 @@ def test_example_exact_on_whole_domain(name):
 
 # ====================================================================== random circuits
 
-def build_random(seed, tmp_path):
-    text, files = random_circuit(seed)
-    for fname, content in files.items():
-        (tmp_path / fname).write_text(content)
-    path = tmp_path / "circuit.sup"
-    path.write_text(text)
-    return dsl.load(str(path))
-
 
 @pytest.mark.parametrize("seed", range(N_RANDOM))
 def test_random_circuit_exact(seed, tmp_path):
-    circuit = build_random(10_000 + seed, tmp_path)
+    circuit = load_random_circuit(10_000 + seed, tmp_path)
     net = compare(circuit)
     check_hidden(circuit, net, domain_dense(circuit))
 
@@ -160,7 +152,7 @@ def test_random_circuits_exercise_the_compiler(tmp_path):
     ops, roles, deep, dont_care = set(), set(), 0, 0
     for seed in range(N_RANDOM):
         (tmp_path / str(seed)).mkdir()
-        circuit = build_random(10_000 + seed, tmp_path / str(seed))
+        circuit = load_random_circuit(10_000 + seed, tmp_path / str(seed))
         net = compile_circuit(circuit, "dense")
         ops |= {circuit.graph.nodes[k]["op"] for k in circuit.gate_nodes()}
         for layer in net.hidden:

@@ -18,7 +18,7 @@ from compiler.dense import compile_dense
 from dsl.domain import SparseDomain, verification_domain
 from dsl.semantics import DONT_CARE, evaluate
 
-from tests.random_circuits import random_circuit
+from tests.random_circuits import load_random_circuit
 
 EXAMPLES = sorted(Path(__file__).resolve().parents[1].joinpath("examples").glob("*.sup"))
 WHOLE_DOMAIN_LIMIT = 60_000
@@ -68,11 +68,7 @@ def test_million_pairs_compile():
 
 @pytest.mark.parametrize("seed", range(40))
 def test_random_circuits(seed, tmp_path):
-    text, files = random_circuit(1000 + seed)
-    for name, content in files.items():
-        (tmp_path / name).write_text(content)
-    (tmp_path / "c.sup").write_text(text)
-    circuit = dsl.load(str(tmp_path / "c.sup"))
+    circuit = load_random_circuit(1000 + seed, tmp_path)
     net = compile_circuit(circuit, "conditional")
     active, _ = domain_inputs(circuit)
     assert mismatches(circuit, net, active) == 0

@@ -28,7 +28,7 @@ from compiler.synthesis import SynthesisTooLarge, synthesize_circuit, synthesize
 from compiler.tree import NEURON
 from dsl.domain import SparseDomain
 from dsl.semantics import evaluate
-from tests.random_circuits import random_circuit
+from tests.random_circuits import load_random_circuit
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SKIP = {"pairs_16k.sup", "pairs_1m.sup"}            # benchmarks: bench/, not tests
@@ -74,15 +74,6 @@ def random_network(rng, m, depth, integer, width=None, extra_cols=0):
 
 def load(name):
     return dsl.load(os.path.join(ROOT, "examples", name))
-
-
-def build_random(seed, tmp_path):
-    text, files = random_circuit(seed)
-    for fname, content in files.items():
-        (tmp_path / fname).write_text(content)
-    path = tmp_path / "circuit.sup"
-    path.write_text(text)
-    return dsl.load(str(path))
 
 
 def circuit_mismatches(circuit, forest, positions, active):
@@ -187,7 +178,7 @@ def test_example_exact(name):
 
 @pytest.mark.parametrize("seed", range(60))
 def test_random_circuit_exact(seed, tmp_path):
-    circuit = build_random(20_000 + seed, tmp_path)
+    circuit = load_random_circuit(20_000 + seed, tmp_path)
     rng = np.random.default_rng(seed)
     positions = np.arange(circuit.n_outputs)
     if seed % 3 == 2:                                    # a part of the outputs only
