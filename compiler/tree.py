@@ -425,7 +425,6 @@ class Forest:
         levels = self.gate_levels()
         for level in range(int(levels.max(initial=-1)), -1, -1):
             g = np.flatnonzero(levels == level)
-            child = self.gate_child[g]
             below[g] = g_cost[g] + _by_code(self.gate_child[g], below, leaf_cost).max(axis=1)
         root_cost = _by_code(self.tree_root, below, leaf_cost)
         return int(round(float((root_cost + tree_cost).sum())))

@@ -400,7 +400,6 @@ def verify_smt_tree(circuit, net, module=None, timeout_ms: int = 10_000,
     atoms = _Atoms(functools.lru_cache(maxsize=None)(lambda f: z3.Bool(f"x{f}")))  # as the spec's
     with progress_bar(len(todo), "outputs", enabled=progress) as bar:
         for t, outs in groups.items():
-            t0 = time.perf_counter()
             tree = None if t < 0 else _Tree(forest, t, g_err, e_err, by_tree_regs)
             gate_status, gate_note = "ok", None
             shared, spec = 0.0, None
