@@ -256,51 +256,68 @@ class Forest:
         descend one gate level per iteration. Inputs: active features, int64 [B, w], -1 padded.
         """
         active = _as_active(active)
-        step = max(1, WALK_CELLS // max(self.n_outputs, 1))
-        if len(active) > step:                       # bound memory: y is [B, n_out]
-            parts = [self.walk(active[i:i + step], with_ops) for i in range(0, len(active), step)]
-            if with_ops:
-                return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
-            return np.concatenate(parts)
-        base_y, base_ops = self._baseline()
-        y = np.repeat(base_y[None, :], len(active), axis=0)
-        sample, tree, leaf, pair_ops, v = self._walk_touched(active, with_ops)
-        out_off, out_ids = self._tree_outputs()
-        cleared_off, cleared = csr.gather_rows(out_off, out_ids, tree)
-        y[np.repeat(sample, np.diff(cleared_off)), cleared] = 0.0
-        entry, e_sample, value = self._leaf_values(leaf, sample, v)
-        y[e_sample, self.entry_output[entry]] = value
-        if not with_ops:
-            return y
-        ops = np.full(len(active), base_ops.sum())
-        np.add.at(ops, sample, pair_ops - base_ops[tree])
-        return y, ops
+        derived = self._derived()
+        step = max(1, WALK_CELLS // max(self.n_outputs, 1))      # bound memory: y is [B, n_out]
+        parts = [self._walk_chunk(active[i:i + step], derived, with_ops)
+                 for i in range(0, len(active), step)] or [self._walk_chunk(active, derived, with_ops)]
+        if with_ops:
+            return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+        return np.concatenate(parts)
 
     def ops(self, active: np.ndarray) -> np.ndarray:
         """int64 [B]: operations on the path each input takes (see `walk`), without the
         [B, n_out] read-out, so it also suits forests with millions of outputs."""
         active = _as_active(active)
+        derived = self._derived()
         step = max(1, WALK_CELLS // 4)
-        if len(active) > step:
-            return np.concatenate([self.ops(active[i:i + step]) for i in range(0, len(active), step)])
-        _, base_ops = self._baseline()
-        sample, tree, _, pair_ops, _ = self._walk_touched(active, True)
-        ops = np.full(len(active), base_ops.sum())
-        np.add.at(ops, sample, pair_ops - base_ops[tree])
-        return ops
+        parts = [self._chunk_ops(active[i:i + step], derived)[0]
+                 for i in range(0, len(active), step)]
+        return np.concatenate(parts) if parts else np.zeros(0, np.int64)
+
+    def _walk_chunk(self, active, derived, with_ops):
+        y = np.repeat(derived.base_y[None, :], len(active), axis=0)
+        ops, (sample, tree, leaf, v) = self._chunk_ops(active, derived, with_ops)
+        cleared_off, cleared = csr.gather_rows(derived.out_off, derived.out_ids, tree)
+        y[np.repeat(sample, np.diff(cleared_off)), cleared] = 0.0
+        entry, e_sample, value = self._leaf_values(leaf, sample, v)
+        y[e_sample, self.entry_output[entry]] = value
+        return (y, ops) if with_ops else y
+
+    def _chunk_ops(self, active, derived, with_ops=True):
+        """(ops per input or None, (sample, tree, leaf, v) of the touched pairs)."""
+        sample, tree, leaf, pair_ops, v = self._walk_touched(active, derived, with_ops)
+        ops = None
+        if with_ops:
+            ops = np.full(len(active), derived.base_ops.sum())
+            np.add.at(ops, sample, pair_ops - derived.base_ops[tree])
+        return ops, (sample, tree, leaf, v)
+
+    def touched_per_feature(self) -> float:
+        """Mean number of trees one active feature sends down a path of their own."""
+        return len(self._derived().f_trees) / max(self.n_inputs, 1)
+
+    def _derived(self) -> "_Derived":
+        """What every walk needs from the arrays, recomputed only when they changed in place
+        (a cheap fingerprint is compared once per public call)."""
+        stamp = self._stamp()
+        cached = getattr(self, "_derived_cache", None)
+        if cached is None or cached.stamp != stamp:
+            base_y, base_ops = self._baseline()
+            f_off, f_trees = self._feature_trees()
+            out_off, out_ids = self._tree_outputs()
+            cached = _Derived(stamp, base_y, base_ops, f_off, f_trees, out_off, out_ids)
+            self._derived_cache = cached
+        return cached
 
     def _baseline(self):
         """(y at the all-zero input [n_out], ops of each tree at the all-zero input [T])."""
-        stamp = self._stamp()
-        if getattr(self, "_base_cache", None) is None or self._base_cache[0] != stamp:
-            zero = np.full((1, 1), -1, np.int64)
-            trees = np.arange(self.n_trees, dtype=np.int64)
-            leaf, ops, v = self._walk_pairs(np.zeros(self.n_trees, np.int64), trees, zero, True)
-            y = np.zeros(self.n_outputs)
-            entry, _, value = self._leaf_values(leaf, np.zeros(len(leaf), np.int64), v)
-            y[self.entry_output[entry]] = value
-            self._base_cache = (stamp, y, ops)
-        return self._base_cache[1:]
+        zero = np.full((1, 1), -1, np.int64)
+        trees = np.arange(self.n_trees, dtype=np.int64)
+        leaf, ops, v = self._walk_pairs(np.zeros(self.n_trees, np.int64), trees, zero, True)
+        y = np.zeros(self.n_outputs)
+        entry, _, value = self._leaf_values(leaf, np.zeros(len(leaf), np.int64), v)
+        y[self.entry_output[entry]] = value
+        return y, ops
 
     def _tree_outputs(self):
         """CSR tree -> its outputs."""
@@ -309,25 +326,18 @@ class Forest:
         counts = np.bincount(self.output_tree[owned], minlength=self.n_trees)
         return csr.offsets_from_lengths(counts), order
 
-    def touched_per_feature(self) -> float:
-        """Mean number of trees one active feature sends down a path of their own."""
-        return len(self._feature_trees()[1]) / max(self.n_inputs, 1)
-
     def _feature_trees(self):
-        """CSR feature -> trees with a register, gate or leaf term reading it (cached)."""
-        stamp = self._stamp()
-        if getattr(self, "_feature_cache", None) is None or self._feature_cache[0] != stamp:
-            m = self.n_inputs
-            g_tree = self.gate_tree[csr.row_of_each(self.gate_offsets)]
-            e_leaf = csr.row_of_each(self.leaf_offsets)
-            t_tree = self.leaf_tree[e_leaf][csr.row_of_each(self.entry_offsets)]
-            cols = np.concatenate([self.reg_cols, self.gate_cols, self.term_cols])
-            trees = np.concatenate([self.reg_tree[csr.row_of_each(self.reg_offsets)], g_tree, t_tree])
-            keep = cols < m
-            pairs = np.unique(cols[keep] * max(self.n_trees, 1) + trees[keep])
-            feats, trs = pairs // max(self.n_trees, 1), pairs % max(self.n_trees, 1)
-            self._feature_cache = (stamp, csr.offsets_from_lengths(np.bincount(feats, minlength=m)), trs)
-        return self._feature_cache[1:]
+        """CSR feature -> trees with a register, gate or leaf term reading it."""
+        m = self.n_inputs
+        g_tree = self.gate_tree[csr.row_of_each(self.gate_offsets)]
+        e_leaf = csr.row_of_each(self.leaf_offsets)
+        t_tree = self.leaf_tree[e_leaf][csr.row_of_each(self.entry_offsets)]
+        cols = np.concatenate([self.reg_cols, self.gate_cols, self.term_cols])
+        trees = np.concatenate([self.reg_tree[csr.row_of_each(self.reg_offsets)], g_tree, t_tree])
+        keep = cols < m
+        pairs = np.unique(cols[keep] * max(self.n_trees, 1) + trees[keep])
+        feats, trs = pairs // max(self.n_trees, 1), pairs % max(self.n_trees, 1)
+        return csr.offsets_from_lengths(np.bincount(feats, minlength=m)), trs
 
     def _stamp(self) -> tuple:
         """A cheap fingerprint of every array, so caches notice arrays changed in place."""
@@ -337,9 +347,9 @@ class Forest:
             out += [flat.size, float(flat @ np.arange(1, flat.size + 1, dtype=np.float64)) if flat.size else 0.0]
         return tuple(out)
 
-    def _walk_touched(self, active, with_ops):
+    def _walk_touched(self, active, derived, with_ops):
         """(sample, tree, leaf, ops, v) for every (input, tree) pair the input touches."""
-        f_off, f_trees = self._feature_trees()
+        f_off, f_trees = derived.f_off, derived.f_trees
         rows, slots = np.nonzero(active >= 0)
         feats = active[rows, slots]
         t_off, trees = csr.gather_rows(f_off, f_trees, feats)
@@ -438,6 +448,18 @@ class Forest:
 
 
 # ---------------------------------------------------------------------- helpers
+
+@dataclass
+class _Derived:
+    """Per-forest data every walk uses (see Forest._derived)."""
+    stamp: tuple
+    base_y: np.ndarray          # read-out at the all-zero input [n_out]
+    base_ops: np.ndarray        # ops of each tree at the all-zero input [T]
+    f_off: np.ndarray           # CSR feature -> trees reading it
+    f_trees: np.ndarray
+    out_off: np.ndarray         # CSR tree -> its outputs
+    out_ids: np.ndarray
+
 
 def _by_code(codes: np.ndarray, gate_values: np.ndarray, leaf_values: np.ndarray) -> np.ndarray:
     """gate_values[code] for gate codes, leaf_values[-1 - code] for leaf codes."""
