@@ -156,14 +156,8 @@ def _costs(circuit, net: ConditionalNetwork, options: ConditionalOptions) -> dic
 
 def _domain(circuit):
     """(domain, description): the table rows where the language says so, else the sparse domain."""
-    try:
-        from dsl.domain import verification_domain
-    except ImportError:  # pragma: no cover - until the row domain lands
-        verification_domain = None
-    if verification_domain is not None:
-        domain = verification_domain(circuit)
-        if getattr(domain, "kind", "") == "table rows":
-            return domain, f"rows of table {domain.table}"
-        return domain, "domain"
-    from dsl.domain import SparseDomain
-    return SparseDomain(circuit.n_inputs, circuit.sparsity), "domain"
+    from dsl.domain import RowDomain, verification_domain
+    domain = verification_domain(circuit)
+    if isinstance(domain, RowDomain):
+        return domain, f"rows of table {domain.table}"
+    return domain, "domain"
