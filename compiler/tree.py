@@ -35,10 +35,9 @@ import numpy as np
 
 from dsl import csr
 
-KEY_SPLIT, BIT_TEST, NEURON, MATCH = 0, 1, 2, 3
+KEY_SPLIT, BIT_TEST, NEURON = 0, 1, 2
 WALK_CELLS = 1 << 21   # (input, tree) pairs per chunk of the reference walk
-GATE_KIND_NAMES = {KEY_SPLIT: "key split", BIT_TEST: "bit test", NEURON: "neuron",
-                   MATCH: "key match"}
+GATE_KIND_NAMES = {KEY_SPLIT: "key split", BIT_TEST: "bit test", NEURON: "neuron"}
 
 
 def leaf_code(leaf_ids):
