@@ -37,8 +37,9 @@ def compile_circuit(circuit, target: str = "dense", **options) -> Network:
         try:
             return compile_conditional(circuit, ConditionalOptions(**options))
         except SynthesisTooLarge as exc:
-            raise TargetUnavailable(f"conditional target: {exc} (raise it with --max-domain, "
-                                    "or compile with --target dense)") from None
+            hint = ("raise it with --max-domain, or compile with --target dense"
+                    if exc.domain_limit else "a memory bound; compile with --target dense")
+            raise TargetUnavailable(f"conditional target: {exc} ({hint})") from None
     if target in TARGETS:
         raise TargetUnavailable(f"the '{target}' target is not available in this version; "
                                 "use --target dense")

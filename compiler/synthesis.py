@@ -72,6 +72,7 @@ class SynthesisTooLarge(ValueError):
 
     def __init__(self, output: str, size: int, limit: int, what: str = "inputs in its cone domain"):
         self.output, self.size, self.limit = output, size, limit
+        self.domain_limit = what == "inputs in its cone domain"   # --max-domain can raise it
         super().__init__(f"output {output}: {size:,} {what}, more than the limit {limit:,} "
                          "for conditional synthesis")
 
@@ -217,6 +218,9 @@ class _ConeDomain:
             dom = SparseDomain(d, self.k)
             if dom.size > self.max_inputs:
                 raise SynthesisTooLarge(name_of() if name_of else "?", dom.size, self.max_inputs)
+            if dom.size * max(d, 1) > self.max_work:     # bound the enumeration's memory too
+                raise SynthesisTooLarge(name_of() if name_of else "?", dom.size * max(d, 1),
+                                        self.max_work, "(cone inputs x cone features) elements")
             active = dom.unrank(np.arange(dom.size, dtype=np.int64))
             x = np.zeros((dom.size, d + 1))
             r, s = np.nonzero(active >= 0)

@@ -356,3 +356,15 @@ def test_check_domain_of_a_dont_care_table_is_its_rows(capsys):
     assert code == 0 and data["domain"] == "table rows" and data["domain_size"] == rows == 10
     code, data, _ = run(capsys, "check", C17, "--json")
     assert data["domain"] == "sparse" and data["domain_size"] == 32
+
+
+def test_conditional_huge_max_domain_is_bounded(capsys):
+    """A huge --max-domain cannot make synthesis enumerate a 2^30-input cone: clear error."""
+    import tempfile
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "wide.sup")
+        with open(path, "w") as fh:
+            fh.write("input x[30]; output y = xor(x[i] for i in 0..30);\n")
+        code, data, err = run(capsys, "compile", path, "--target", "conditional",
+                              "--max-domain", str(10 ** 12))
+    assert code == 2 and "memory bound" in err and "Traceback" not in err
