@@ -208,10 +208,21 @@ def _overlay(keys, change_keys, change_values, base_values):
 def verify_exhaustive(circuit, module, shard=(1, 1), batch: int = DEFAULT_BATCH,
                       max_counterexamples: int = 20, progress: bool = True,
                       path: str = "auto") -> dict:
-    """Check every input of the shard; `path`: 'delta', 'dense' or 'auto' (estimated cost)."""
+    """Check every input of the shard; `path`: 'blocks', 'delta', 'dense' or 'auto'.
+
+    auto takes the block path (verify/block_check.py) where it applies (one-hidden-layer
+    integer networks on a sparse domain), else the cheaper of dense and delta."""
     domain = verification_domain(circuit)       # the sparse domain, or a table's rows
     start_rank, stop_rank = domain.shard(*shard)
     start = time.perf_counter()
+    if path in ("auto", "blocks"):
+        from .block_check import integer_network
+        net, why = integer_network(module, circuit, domain)
+        if net is not None:
+            return _verify_blocks(circuit, module, net, domain, shard, max_counterexamples,
+                                  progress, start)
+        if path == "blocks":
+            raise ValueError(f"the block path does not apply: {why}")
     check = ExhaustiveCheck(circuit, module, max_counterexamples)
     sample_ranks = np.linspace(start_rank, max(start_rank, stop_rank - 1),
                                num=min(256, max(stop_rank - start_rank, 1))).astype(np.int64)
@@ -223,6 +234,34 @@ def verify_exhaustive(circuit, module, shard=(1, 1), batch: int = DEFAULT_BATCH,
         for first, active in domain.batches(batch, start_rank, stop_rank):
             check.check(active)
             bar.update(len(active))
+    margin = check.margin
+    return _report(check, domain, shard, start, margin[0], not margin[1],
+                   "dense" if check.dense is not None else "delta", module)
+
+
+def _verify_blocks(circuit, module, net, domain, shard, max_counterexamples, progress,
+                   start) -> dict:
+    from .block_check import BlockCheck, domain_blocks
+    start_rank, stop_rank = domain.shard(*shard)
+    check = BlockCheck(circuit, module, net, max_counterexamples)
+    width = max(domain.max_weight, 1)
+    max_blocks = max(1, min((1 << 22) // max(net.n_out, 1), (1 << 20) // max(net.m, 1)))
+    with progress_bar(stop_rank - start_rank, "inputs", enabled=progress) as bar:
+        if start_rank == 0 and stop_rank > 0:
+            check.check_empty_input(width)
+            bar.update(1)
+        for _, q, lo, hi in domain_blocks(domain, start_rank, stop_rank, max_blocks):
+            bar.update(check.check_blocks(q, lo, hi, width))
+    best = check.min_margin
+    exact = best <= MARGIN_FLOOR or math.isinf(best)
+    report = _report(check, domain, shard, start, None if math.isinf(best) else
+                     (best if exact else MARGIN_FLOOR), not exact, "blocks", module)
+    report["block_stats"] = check.stats.as_dict()
+    return report
+
+
+def _report(check, domain, shard, start, min_margin, margin_is_bound, path, module) -> dict:
+    start_rank, stop_rank = domain.shard(*shard)
     seconds = time.perf_counter() - start
     # one shard alone proves nothing about the whole domain: merge the shards for a verdict
     verified = False if check.failing else (True if shard[1] == 1 else None)
@@ -230,13 +269,14 @@ def verify_exhaustive(circuit, module, shard=(1, 1), batch: int = DEFAULT_BATCH,
         "verified": verified, "method": "exhaustive",
         "inputs_checked": check.inputs, "outputs_checked": check.outputs,
         "failing_inputs": check.failing,
-        "counterexamples": check.counterexamples, "max_counterexamples": max_counterexamples,
-        "min_margin": check.margin[0], "min_margin_is_lower_bound": not check.margin[1],
+        "counterexamples": check.counterexamples,
+        "max_counterexamples": check.max_counterexamples,
+        "min_margin": min_margin, "min_margin_is_lower_bound": margin_is_bound,
         "seconds": round(seconds, 3),
         "inputs_per_second": round(check.inputs / seconds, 1) if seconds > 0 else None,
-        "domain_size": domain.size, "domain": getattr(domain, "kind", "sparse"), "shard": {"i": shard[0], "n": shard[1],
-                                              "ranks": [start_rank, stop_rank]},
+        "domain_size": domain.size, "domain": getattr(domain, "kind", "sparse"),
+        "shard": {"i": shard[0], "n": shard[1], "ranks": [start_rank, stop_rank]},
         "complete": shard[1] == 1,
         "device": str(module.device), "dtype": str(module.dtype).replace("torch.", ""),
-        "path": "dense" if check.dense is not None else "delta",
+        "path": path,
     }

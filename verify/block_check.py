@@ -1,0 +1,500 @@
+"""Blocked exhaustive check: every input of a sparse domain, covered block by block.
+
+For one-hidden-layer networks with integer weights (the superposed target's shape, features
+one column each) the per-input event-driven path costs ~10^4 read-out updates per input, so a
+179 M-input domain takes hours. This path covers the same inputs, each either evaluated exactly
+or inside a block whose bound proves it correct, and it is exact: integer weights make every
+sum exact in the module's float dtype (checked; otherwise the path is not applicable).
+
+Blocks. In the domain's colex order (dsl/domain.py) the inputs of weight j whose j - 1 largest
+features form Q = (q_2 < ... < q_j) are the contiguous ranks Q + {c} for c in [0, q_2); a rank
+range is a run of such blocks (the first and last possibly partial: c in [lo, hi)). With
+s = b + W[:, Q] the hidden pre-activations of Q, every input of the block has
+h_j = ReLU(s_j + W_jc) and y = r + R h.
+
+For each block and output o, in increasing cost:
+
+1. Feature bound (all outputs at once, dense over outputs). For a neuron that one feature alone
+   cannot raise above zero (b_j + max W_j <= 0, "dormant"), adding c can raise h_j only if
+   some feature of Q has W_jf > 0, and by at most wp_j = max(0, max_f W_jf); symmetrically for
+   decreases (b_j <= 0, at most wn_j = max(0, -min_f W_jf)). So
+       y_o(Q + c) <= y_o(Q) + A_up[o] + sum_{f in Q} G_up[f, o]
+   (and a lower bound with G_dn, A_dn), where G sums over the dormant neurons a feature feeds
+   and A over the others; y_o(Q) itself is exact (only neurons whose state Q changes from the
+   all-zero input are followed). An output whose bound is on its specification's side with
+   margin >= MARGIN_FLOOR, and whose specification does not change in the block
+   (`evaluate_active` on every input of the block), is correct on the whole block.
+2. Interval bound with Q's real neuron states: dhi_j, dlo_j = ReLU(s_j + max/min of W_jc over
+   c < hi) - ReLU(s_j), y_o in y_o(Q) + [sum min(R dhi, R dlo), sum max(R dhi, R dlo)].
+3. Linear block: when every neuron of the output is active on the whole block (s_j >= 0 and
+   s_j + min W_jc >= 0), y_o(Q + c) = y_o(Q) + g_o[c] with g = R W, and the specification of
+   an output that is a threshold gate over input features (compiler/superposed.py
+   `superposable`) equals its value at Q for every c outside its operands. So the block is
+   correct except perhaps at the operands if y_o(Q) + [min, max] of g_o over the other
+   c < hi (prefix extrema, precomputed) is on the side of the specification at Q; the
+   operands are evaluated exactly.
+4. Otherwise every input of the block is evaluated exactly for that output.
+
+Every input of the range is therefore covered by an exact evaluation or by a bound; failing
+inputs and counterexamples come only from exact evaluations (recorded counterexamples are
+replayed on the module), and the minimum margin is exact when it is at most MARGIN_FLOOR,
+else MARGIN_FLOOR is a lower bound (as for the per-input path).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.sparse as sp
+
+from dsl.domain import SparseDomain
+from dsl.semantics import DONT_CARE, evaluate_active
+
+MARGIN_FLOOR = 0.5
+MAX_DENSE = 1 << 27          # largest dense table (elements) this path builds
+MAX_LINEAR_ENTRIES = 1 << 25  # largest g = R W it precomputes for linear blocks
+MANTISSA = {"float32": 24, "float64": 53, "float16": 11, "bfloat16": 8}
+
+
+@dataclass
+class BlockStats:
+    blocks: int = 0
+    candidates: int = 0          # (block, output) pairs the feature bound could not settle
+    by_interval: int = 0
+    by_linear: int = 0
+    exhaustive_pairs: int = 0    # pairs evaluated on every input of the block
+    evaluations: int = 0         # (input, output) values computed exactly
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+@dataclass
+class IntegerNetwork:
+    """One-hidden-layer integer network in the arrays the block check needs."""
+    m: int
+    n_hidden: int
+    n_out: int
+    wt: np.ndarray               # int64 [m, N]: weight of feature f into neuron j
+    bias: np.ndarray             # int64 [N]
+    r_off: np.ndarray            # read-out rows (CSR by output): neurons, weights
+    r_nei: np.ndarray
+    r_val: np.ndarray
+    rt_off: np.ndarray           # read-out columns (CSR by neuron): outputs, weights
+    rt_out: np.ndarray
+    rt_val: np.ndarray
+    r_bias: np.ndarray           # int64 [n_out]
+    h0: np.ndarray               # hidden values on the all-zero input
+    y0: np.ndarray               # read-out values on the all-zero input
+    pmax: np.ndarray             # int64 [m + 1, N]: max of W[j, c] over c < h (row h)
+    pmin: np.ndarray
+    g_up: np.ndarray             # float64 [m, n_out] feature bound (module docstring)
+    g_dn: np.ndarray
+    a_up: np.ndarray
+    a_dn: np.ndarray
+    linear: "LinearTable | None" = None
+    notes: list = field(default_factory=list)
+
+
+@dataclass
+class LinearTable:
+    """g_o[c] = sum_j R_oj W_jc without o's operands, with prefix extrema per output."""
+    has: np.ndarray              # bool [n_out]: output is a threshold gate over features
+    key: np.ndarray              # sorted o * m + c of the entries
+    pmax: np.ndarray
+    pmin: np.ndarray
+    row_start: np.ndarray        # first entry of each output
+    sup_off: np.ndarray          # operands (CSR by output; empty where not `has`)
+    sup_feat: np.ndarray
+
+    def extrema(self, outs: np.ndarray, hi: np.ndarray, m: int):
+        """(min, max) of g_o[c] over c < hi outside the operands, 0 included."""
+        if len(self.key) == 0:
+            zero = np.zeros(len(outs))
+            return zero, zero
+        pos = np.searchsorted(self.key, outs * m + hi) - 1
+        found = pos >= self.row_start[outs]
+        gmax = np.where(found, self.pmax[np.maximum(pos, 0)], 0.0)
+        gmin = np.where(found, self.pmin[np.maximum(pos, 0)], 0.0)
+        return np.minimum(gmin, 0.0), np.maximum(gmax, 0.0)
+
+
+def integer_network(module, circuit, domain) -> tuple[IntegerNetwork | None, str]:
+    """The module's weights as an IntegerNetwork, or (None, why the path does not apply)."""
+    if not isinstance(domain, SparseDomain):
+        return None, "the domain is a table's rows"
+    shapes = getattr(module, "shapes", None)
+    if getattr(module, "target", None) == "conditional" or shapes is None:
+        return None, "not a layered network"
+    if len(shapes) != 2 or not shapes[0][2] or shapes[1][2]:
+        return None, "not one ReLU hidden layer and an affine read-out"
+    def arr(name):
+        return getattr(module, name).detach().double().cpu().numpy()
+    rows0, cols0, vals0, bias0 = (arr(n) for n in ("rows0", "cols0", "vals0", "bias0"))
+    rows1, cols1, vals1, bias1 = (arr(n) for n in ("rows1", "cols1", "vals1", "bias1"))
+    if not all(np.all(v == np.round(v)) for v in (vals0, bias0, vals1, bias1)):
+        return None, "weights are not all integers"
+    input_map = module.input_map.cpu().numpy()
+    m, (n_hidden, width, _), (n_out, _, _) = len(input_map), shapes[0], shapes[1]
+    if len(np.unique(input_map)) != m:
+        return None, "inputs do not map to distinct columns"
+    if m * n_hidden > MAX_DENSE or m * n_out > MAX_DENSE:
+        return None, f"dense tables of {m} features x {max(n_hidden, n_out)} would be too large"
+    feature_of = np.full(width, -1, dtype=np.int64)
+    feature_of[input_map] = np.arange(m)
+    f = feature_of[cols0.astype(np.int64)]
+    keep = f >= 0
+    wt = np.zeros((m, n_hidden), dtype=np.int64)
+    np.add.at(wt, (f[keep], rows0.astype(np.int64)[keep]), vals0.astype(np.int64)[keep])
+    bias = bias0.astype(np.int64)
+    r = sp.csr_matrix((vals1, (rows1.astype(np.int64), cols1.astype(np.int64))),
+                      shape=(n_out, n_hidden))
+    r.sum_duplicates()
+    r.eliminate_zeros()
+    rt = r.T.tocsr()
+    k = domain.max_weight
+    # exactness: every partial sum the module forms is an integer below 2^mantissa
+    top = np.sort(wt, axis=0)
+    rise = np.clip(top[::-1][:k], 0, None).sum(axis=0)
+    fall = np.clip(-top[:k], 0, None).sum(axis=0)
+    pre_bound = np.abs(bias) + np.maximum(rise, fall)
+    hmax = np.clip(bias + rise, 0, None)
+    out_bound = np.abs(bias1) + abs(r) @ hmax.astype(np.float64)
+    bits = MANTISSA.get(str(module.dtype).replace("torch.", ""), 24)
+    if max(float(pre_bound.max(initial=0)), float(out_bound.max(initial=0))) >= 2.0 ** bits:
+        return None, f"sums may exceed 2^{bits}, where {module.dtype} stops being exact"
+    h0 = np.clip(bias, 0, None)
+    r_bias = bias1.astype(np.int64)
+    y0 = r_bias + (r @ h0.astype(np.float64)).astype(np.int64)
+    pmax, pmin = _prefix_extrema(wt)
+    g_up, g_dn, a_up, a_dn = _feature_bounds(wt, bias, r)
+    net = IntegerNetwork(m, n_hidden, n_out, wt, bias, r.indptr.astype(np.int64),
+                         r.indices.astype(np.int64), r.data.astype(np.int64),
+                         rt.indptr.astype(np.int64), rt.indices.astype(np.int64),
+                         rt.data.astype(np.int64), r_bias, h0, y0, pmax, pmin,
+                         g_up, g_dn, a_up, a_dn)
+    net.linear = _linear_table(net, r, circuit)
+    if net.linear is None:
+        net.notes.append("no linear-block table (too large or no threshold-gate outputs)")
+    return net, ""
+
+
+def _prefix_extrema(wt: np.ndarray):
+    """pmax[h, j] = max_{c < h} W[j, c] (row 0: +-inf stand-ins, never used)."""
+    big = np.iinfo(np.int64).max // 4
+    pmax = np.empty((wt.shape[0] + 1, wt.shape[1]), dtype=np.int64)
+    pmin = np.empty_like(pmax)
+    pmax[0], pmin[0] = -big, big
+    np.maximum.accumulate(wt, axis=0, out=pmax[1:])
+    np.minimum.accumulate(wt, axis=0, out=pmin[1:])
+    return pmax, pmin
+
+
+def _feature_bounds(wt, bias, r):
+    """G_up, G_dn [m, n_out] and A_up, A_dn [n_out] of the feature bound (module docstring)."""
+    wp = np.clip(wt.max(axis=0, initial=0), 0, None).astype(np.float64)
+    wn = np.clip(-wt.min(axis=0, initial=0), 0, None).astype(np.float64)
+    dormant_up = (bias + wp) <= 0
+    dormant_dn = bias <= 0
+    rpos = r.maximum(0).tocsr()
+    rneg = (-r).maximum(0).tocsr()
+    def per_neuron(scale_pos, scale_neg):
+        return (rpos @ sp.diags(scale_pos) + rneg @ sp.diags(scale_neg)).T.tocsr()   # [N, n_out]
+    c_up_dormant = per_neuron(wp * dormant_up, wn * dormant_dn)
+    c_dn_dormant = per_neuron(wn * dormant_dn, wp * dormant_up)
+    a_up = np.asarray(per_neuron(wp * ~dormant_up, wn * ~dormant_dn).sum(axis=0)).ravel()
+    a_dn = np.asarray(per_neuron(wn * ~dormant_dn, wp * ~dormant_up).sum(axis=0)).ravel()
+    feeds = sp.csr_matrix((wt > 0).astype(np.float64))                           # [m, N]
+    return ((feeds @ c_up_dormant).toarray(), (feeds @ c_dn_dormant).toarray(), a_up, a_dn)
+
+
+def _linear_table(net: IntegerNetwork, r, circuit) -> LinearTable | None:
+    from compiler.superposed import superposable
+    positions, spec = superposable(circuit)
+    if len(positions) == 0:
+        return None
+    w_nnz = np.count_nonzero(net.wt, axis=0).astype(np.float64)      # per neuron
+    if float((abs(r) @ w_nnz).sum()) > MAX_LINEAR_ENTRIES:
+        return None
+    g = (r @ sp.csr_matrix(net.wt.T)).tocsr()                                    # [n_out, m]
+    g.sum_duplicates()
+    rows = np.repeat(np.arange(net.n_out), np.diff(g.indptr))
+    cols, vals = g.indices.astype(np.int64), g.data.astype(np.float64)
+    has = np.zeros(net.n_out, dtype=bool)
+    has[positions] = True
+    lens = np.diff(spec.f_offsets)
+    owner = np.repeat(positions, lens)
+    order = np.argsort(owner, kind="stable")
+    sup_feat = spec.f_features[order].astype(np.int64)
+    sup_len = np.bincount(owner, minlength=net.n_out)
+    sup_off = np.concatenate([[0], np.cumsum(sup_len)])
+    # drop the operands' entries and every entry of outputs without a known support
+    sup_key = np.repeat(np.arange(net.n_out), sup_len) * net.m + sup_feat
+    key = rows * net.m + cols
+    keep = has[rows] & ~np.isin(key, sup_key)
+    key, vals, rows = key[keep], vals[keep], rows[keep]
+    order = np.argsort(key, kind="stable")
+    key, vals, rows = key[order], vals[order], rows[order]
+    span = 2.0 * (np.abs(vals).max(initial=0) + 1)
+    pmax = np.maximum.accumulate(vals + rows * span) - rows * span
+    pmin = -(np.maximum.accumulate(-vals + rows * span) - rows * span)
+    row_start = np.searchsorted(key, np.arange(net.n_out) * net.m)
+    return LinearTable(has, key, pmax, pmin, row_start, sup_off, sup_feat)
+
+
+def domain_blocks(domain: SparseDomain, start: int, stop: int, max_blocks: int):
+    """Yield (j, Q [B, j-1], lo [B], hi [B]) covering ranks [start, stop) of weight >= 1."""
+    offsets = domain.weight_offsets()
+    m = domain.m
+    for j in range(1, domain.max_weight + 1):
+        a, b = max(start, offsets[j]) - offsets[j], min(stop, offsets[j + 1]) - offsets[j]
+        if a >= b:
+            continue
+        if j == 1:
+            yield 1, np.zeros((1, 0), dtype=np.int64), np.array([a]), np.array([b])
+            continue
+        first = domain.unrank(np.array([offsets[j] + a]))[0, :j]
+        last = domain.unrank(np.array([offsets[j] + b - 1]))[0, :j]
+        q_rank = lambda q: sum(math.comb(int(v) - 1, i + 1) for i, v in enumerate(q))
+        r_first, r_last = q_rank(first[1:]), q_rank(last[1:])
+        sub = SparseDomain(m - 1, j - 1)
+        sub_offset = sub.weight_offsets()[j - 1]
+        for r0 in range(r_first, r_last + 1, max_blocks):
+            ranks = np.arange(r0, min(r0 + max_blocks, r_last + 1), dtype=np.int64)
+            q = sub.unrank(ranks + sub_offset)[:, :j - 1] + 1
+            lo = np.zeros(len(ranks), dtype=np.int64)
+            hi = q[:, 0].copy()
+            if ranks[0] == r_first:
+                lo[0] = first[0]
+            if ranks[-1] == r_last:
+                hi[-1] = last[0] + 1
+            yield j, q, lo, hi
+
+
+class BlockCheck:
+    """One pass of the block check over rank ranges; fields mirror ExhaustiveCheck's."""
+
+    def __init__(self, circuit, module, net: IntegerNetwork, max_counterexamples: int):
+        self.circuit, self.module, self.net = circuit, module, net
+        self.threshold = float(module.threshold)
+        self.max_counterexamples = max_counterexamples
+        self.spec_base = evaluate_active(circuit, np.full((1, 1), -1, dtype=np.int64)).base
+        self.cared_base = self.spec_base != DONT_CARE
+        self.base_cared = int(self.cared_base.sum())
+        self.inputs = self.outputs = self.failing = 0
+        self.min_margin = math.inf
+        self.counterexamples = []
+        self.stats = BlockStats()
+
+    # ------------------------------------------------------------------ driver
+    def check_empty_input(self, width: int) -> None:
+        """The all-zero input (rank 0)."""
+        net, t = self.net, self.threshold
+        cared = self.cared_base
+        y = net.y0.astype(np.float64)
+        self._account(np.ones(1, np.int64), np.zeros(0, np.int64), np.zeros(0, np.uint8))
+        if cared.any():
+            marg = np.where(self.spec_base == 1, y - t, t - y)[cared]
+            self.min_margin = min(self.min_margin, float(marg.min()))
+        wrong = np.flatnonzero(cared & ((y > t) != (self.spec_base == 1)))
+        if len(wrong):
+            self.failing += 1
+            self._record([], wrong, y[wrong])
+
+    def check_blocks(self, q: np.ndarray, lo: np.ndarray, hi: np.ndarray, width: int) -> int:
+        """Check every input Q_b + {c}, lo_b <= c < hi_b; returns the number of inputs."""
+        net, t = self.net, self.threshold
+        n_b, n_out = len(q), net.n_out
+        self.stats.blocks += n_b
+        s = net.bias[None, :] + net.wt[q].sum(axis=1) if q.shape[1] else np.repeat(net.bias[None, :], n_b, 0)
+        hq = np.clip(s, 0, None)
+        yq = self._block_base(hq)                                     # [B, n_out]
+        upper = yq + net.a_up + (net.g_up[q].sum(axis=1) if q.shape[1] else 0.0)
+        lower = yq - net.a_dn - (net.g_dn[q].sum(axis=1) if q.shape[1] else 0.0)
+        sb = self.spec_base[None, :]
+        risky = ((sb == 0) & (upper > t - MARGIN_FLOOR)) | ((sb == 1) & (lower < t + MARGIN_FLOOR))
+        # the specification on every input of the blocks
+        counts = hi - lo
+        in_off = np.concatenate([[0], np.cumsum(counts)])
+        n_in = int(in_off[-1])
+        blk_of = np.repeat(np.arange(n_b), counts)
+        c_of = lo[blk_of] + np.arange(n_in) - in_off[blk_of]
+        active = np.full((n_in, width), -1, dtype=np.int64)
+        active[:, 0] = c_of
+        active[:, 1:q.shape[1] + 1] = q[blk_of]
+        ref = evaluate_active(self.circuit, active, chunk=max(n_in, 1))
+        self._account(np.full(1, n_in), ref.outputs, ref.values)
+        change_key = ref.rows * n_out + ref.outputs                   # sorted (row, output)
+        pair_key = np.unique(blk_of[ref.rows] * n_out + ref.outputs)
+        cand = np.union1d(np.flatnonzero(risky), pair_key)
+        changed = np.isin(cand, pair_key, assume_unique=True)
+        cb, co = cand // n_out, cand % n_out
+        self.stats.candidates += len(cand)
+        todo = self._interval(s, hi, yq, cb, co, changed)
+        self.stats.by_interval += int(len(cand) - todo.sum())
+        cb, co = cb[todo], co[todo]
+        triples = []
+        if net.linear is not None and len(cb):
+            lin, support_triples = self._linear(s, hi, lo, q, yq, cb, co, width)
+            self.stats.by_linear += int(lin.sum())
+            triples.append(support_triples)
+            cb, co = cb[~lin], co[~lin]
+        self.stats.exhaustive_pairs += len(cb)
+        reps = counts[cb]
+        tb = np.repeat(cb, reps)
+        tc = lo[tb] + np.arange(int(reps.sum())) - np.repeat(np.cumsum(reps) - reps, reps)
+        triples.append((tb, tc, np.repeat(co, reps)))
+        tb, tc, to = (np.concatenate(p) for p in zip(*triples))
+        self._evaluate(s, q, in_off, lo, tb, tc, to, change_key, ref.values)
+        return n_in
+
+    # ------------------------------------------------------------------ steps
+    def _block_base(self, hq: np.ndarray) -> np.ndarray:
+        """y(Q) for every block: the baseline plus the neurons whose state Q changes."""
+        net = self.net
+        bi, j = np.nonzero(hq != net.h0[None, :])
+        yq = np.repeat(net.y0[None, :].astype(np.float64), len(hq), axis=0)
+        if len(bi):
+            deg = net.rt_off[j + 1] - net.rt_off[j]
+            e = _expand(net.rt_off[j], deg)
+            rb = np.repeat(bi, deg)
+            delta = np.repeat((hq[bi, j] - net.h0[j]).astype(np.float64), deg) * net.rt_val[e]
+            yq += np.bincount(rb * net.n_out + net.rt_out[e], weights=delta,
+                              minlength=yq.size).reshape(yq.shape)
+        return yq
+
+    def _interval(self, s, hi, yq, cb, co, changed) -> np.ndarray:
+        """True where the interval bound with Q's neuron states does not settle the pair."""
+        net, t = self.net, self.threshold
+        deg = net.r_off[co + 1] - net.r_off[co]
+        e = _expand(net.r_off[co], deg)
+        pb = np.repeat(np.arange(len(cb)), deg)
+        j, w = net.r_nei[e], net.r_val[e]
+        bj = cb[pb]
+        sj = s[bj, j]
+        hqj = np.clip(sj, 0, None)
+        dhi = np.clip(sj + net.pmax[hi[bj], j], 0, None) - hqj
+        dlo = np.clip(sj + net.pmin[hi[bj], j], 0, None) - hqj
+        up = np.bincount(pb, weights=np.maximum(w * dhi, w * dlo), minlength=len(cb))
+        dn = np.bincount(pb, weights=np.minimum(w * dhi, w * dlo), minlength=len(cb))
+        y = yq[cb, co]
+        sb = self.spec_base[co]
+        safe = ~changed & (((sb == 0) & (y + up <= t - MARGIN_FLOOR))
+                           | ((sb == 1) & (y + dn >= t + MARGIN_FLOOR)))
+        return ~safe
+
+    def _linear(self, s, hi, lo, q, yq, cb, co, width):
+        """(settled mask, operand triples) for pairs whose neurons are all active on the block."""
+        net, t, lin = self.net, self.threshold, self.net.linear
+        deg = net.r_off[co + 1] - net.r_off[co]
+        e = _expand(net.r_off[co], deg)
+        pb = np.repeat(np.arange(len(cb)), deg)
+        j = net.r_nei[e]
+        sj = s[cb[pb], j]
+        inactive = (sj < 0) | (sj + np.minimum(net.pmin[hi[cb[pb]], j], 0) < 0)
+        ok = lin.has[co] & (np.bincount(pb, weights=inactive, minlength=len(cb)) == 0)
+        idx = np.flatnonzero(ok)
+        if len(idx) == 0:
+            return ok, _no_triples()
+        b, o = cb[idx], co[idx]
+        spec_q = self._spec_at_q(q, b, o, width)
+        gmin, gmax = lin.extrema(o, hi[b], net.m)
+        y = yq[b, o]
+        settled = ((spec_q == DONT_CARE) | ((spec_q == 0) & (y + gmax <= t - MARGIN_FLOOR))
+                   | ((spec_q == 1) & (y + gmin >= t + MARGIN_FLOOR)))
+        ok[idx[~settled]] = False
+        b, o = b[settled], o[settled]
+        n_sup = lin.sup_off[o + 1] - lin.sup_off[o]
+        feat = lin.sup_feat[_expand(lin.sup_off[o], n_sup)]
+        tb, to = np.repeat(b, n_sup), np.repeat(o, n_sup)
+        inside = (feat >= lo[tb]) & (feat < hi[tb])
+        return ok, (tb[inside], feat[inside], to[inside])
+
+    def _spec_at_q(self, q, b, o, width) -> np.ndarray:
+        """The specification of output o on the input Q_b (weight j - 1)."""
+        ub, inv = np.unique(b, return_inverse=True)
+        active = np.full((len(ub), width), -1, dtype=np.int64)
+        active[:, :q.shape[1]] = q[ub]
+        ref = evaluate_active(self.circuit, active, chunk=max(len(ub), 1))
+        keys = ref.rows * self.net.n_out + ref.outputs
+        want = inv * self.net.n_out + o
+        return _lookup(keys, ref.values, want, self.spec_base[o])
+
+    def _evaluate(self, s, q, in_off, lo, tb, tc, to, change_key, change_val) -> None:
+        """Exact values of the triples (block, c, output), compared with the specification."""
+        net, t = self.net, self.threshold
+        if len(tb) == 0:
+            return
+        self.stats.evaluations += len(tb)
+        step = max(1, (1 << 22) // max(int(np.diff(net.r_off).max(initial=1)), 1))
+        for a in range(0, len(tb), step):
+            b, c, o = tb[a:a + step], tc[a:a + step], to[a:a + step]
+            deg = net.r_off[o + 1] - net.r_off[o]
+            e = _expand(net.r_off[o], deg)
+            pt = np.repeat(np.arange(len(b)), deg)
+            j = net.r_nei[e]
+            h = np.clip(s[b[pt], j] + net.wt[c[pt], j], 0, None)
+            y = net.r_bias[o] + np.bincount(pt, weights=net.r_val[e] * h, minlength=len(b))
+            row = in_off[b] + c - lo[b]
+            spec = _lookup(change_key, change_val, row * net.n_out + o, self.spec_base[o])
+            cared = spec != DONT_CARE
+            if cared.any():
+                marg = np.where(spec == 1, y - t, t - y)[cared]
+                self.min_margin = min(self.min_margin, float(marg.min()))
+            wrong = cared & ((y > t) != (spec == 1))
+            if wrong.any():
+                self._failures(q, b[wrong], c[wrong], o[wrong], y[wrong], row[wrong])
+
+    def _failures(self, q, b, c, o, y, row) -> None:
+        rows, first = np.unique(row, return_index=True)
+        self.failing += len(rows)
+        for i in first[: max(0, self.max_counterexamples - len(self.counterexamples))]:
+            sel = row == row[i]
+            features = sorted([int(c[i])] + [int(v) for v in q[b[i]]])
+            self._record(features, o[sel], y[sel])
+
+    def _record(self, features, outs, values) -> None:
+        """A counterexample, replayed on the module: its values must be what the check computed."""
+        replay = self.module.forward_active([features] if features else [[-1]])[0]
+        replay = replay.double().cpu().numpy()[outs]
+        if not np.array_equal(replay, np.asarray(values, dtype=np.float64)):
+            raise RuntimeError("block check: a counterexample's values differ on the module "
+                               f"(computed {list(values)[:5]}, module {replay[:5].tolist()})")
+        outs = [int(v) for v in outs[:50]]
+        names = self.circuit.output_names(outs)
+        self.counterexamples.append({
+            "active": self.circuit.input_names(features), "wrong": names,
+            "values": dict(zip(names, replay[:50].tolist()))})
+
+    def _account(self, n_inputs, outs, vals) -> None:
+        """Inputs and cared (input, output) pairs: the baseline's, corrected by the changes."""
+        n = int(n_inputs.sum())
+        self.inputs += n
+        self.outputs += n * self.base_cared + int((vals != DONT_CARE).sum()
+                                                  - self.cared_base[outs].sum())
+
+
+def _expand(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """Concatenated ranges [starts_i, starts_i + lengths_i)."""
+    total = int(lengths.sum())
+    if total == 0:
+        return np.zeros(0, dtype=np.int64)
+    ends = np.cumsum(lengths)
+    return np.repeat(starts - (ends - lengths), lengths) + np.arange(total)
+
+
+def _lookup(keys: np.ndarray, values: np.ndarray, want: np.ndarray, default: np.ndarray):
+    """values at `want` in the sorted `keys`, else `default`."""
+    out = np.array(default, copy=True)
+    if len(keys) and len(want):
+        pos = np.minimum(np.searchsorted(keys, want), len(keys) - 1)
+        hit = keys[pos] == want
+        out[hit] = values[pos[hit]]
+    return out
+
+
+def _no_triples():
+    empty = np.zeros(0, dtype=np.int64)
+    return empty, empty, empty
