@@ -152,6 +152,12 @@ def build_parser() -> argparse.ArgumentParser:
                      help="combine shard reports (written with --report) into one verdict")
     ver.add_argument("--report", metavar="OUT.json", help="also write the report to a file")
     ver.add_argument("--batch", type=int, default=1 << 16, help="inputs per batch (exhaustive)")
+    ver.add_argument("--path", default="auto", choices=("auto", "blocks", "delta", "dense"),
+                     help="exhaustive: blocks covers the inputs block by block, each input "
+                     "evaluated exactly or proved by a per-block bound (one-hidden-layer "
+                     "integer networks); delta and dense evaluate every input one by one "
+                     "(event-driven / dense read-out); auto: blocks where it applies, else the "
+                     "cheaper of the two (default)")
     ver.add_argument("--max-counterexamples", type=int, default=20, metavar="N")
     ver.add_argument("--timeout", type=float, default=10.0, metavar="SECONDS",
                      help="smt: time limit per output query (default 10)")

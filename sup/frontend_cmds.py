@@ -5,7 +5,6 @@ from __future__ import annotations
 import sys
 from collections import Counter
 
-import numpy as np
 
 from dsl import export
 from dsl.domain import verification_domain

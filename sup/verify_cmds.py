@@ -86,8 +86,14 @@ def cmd_verify(args, circuit) -> int:
             shard = parse_shard(args.shard) if args.shard else (1, 1)
         except ValueError as exc:
             raise UsageError(str(exc)) from None
-        report = verify_exhaustive(circuit, module, shard=shard, batch=args.batch,
-                                   max_counterexamples=args.max_counterexamples, progress=progress)
+        try:
+            report = verify_exhaustive(circuit, module, shard=shard, batch=args.batch,
+                                       max_counterexamples=args.max_counterexamples,
+                                       progress=progress, path=args.path)
+        except ValueError as exc:
+            if args.path != "blocks":
+                raise
+            raise UsageError(str(exc)) from None
     elif method == "structural":
         from verify.structural import verify_structural
         report = verify_structural(circuit, net, module,
@@ -138,7 +144,12 @@ def _text(r: dict) -> str:
     if r.get("domain") == "table rows":
         lines.append("domain                the table's rows (its default is don't care)")
     if r.get("min_margin") is not None:
-        lines.append(f"min margin            {r['min_margin']:.6g}")
+        bound = " (a lower bound)" if r.get("min_margin_is_lower_bound") else ""
+        lines.append(f"min margin            {r['min_margin']:.6g}{bound}")
+    if r.get("block_stats"):
+        b = r["block_stats"]
+        lines.append(f"path                  blocks: {b['blocks']:,} blocks, {b['evaluations']:,} "
+                     f"(input, output) values evaluated exactly, the rest bounded per block")
     for key, label in (("failing_inputs", "failing inputs"), ("outputs_undecided", "undecided outputs"),
                        ("outputs_flagged", "flagged (thin margin)"),
                        ("error_rate_upper_bound", "error rate <= (95%)"),

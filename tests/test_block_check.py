@@ -163,3 +163,29 @@ def test_not_applicable_networks_are_refused_or_fall_back():
     assert integer_network(module, circuit, SparseDomain(20, 2))[0] is None
     report = verify_exhaustive(circuit, module, progress=False)
     assert report["path"] in ("delta", "dense")
+
+
+def test_cli_path_option(tmp_path):
+    import json
+    import subprocess
+    import sys
+    src = tmp_path / "p.sup"
+    src.write_text("const P = pairs(20, 40, seed=2); input x[20]; sparsity 3;"
+                   " output y[u, v] = x[u] & x[v] for (u, v) in P;")
+    def run(*extra):
+        proc = subprocess.run([sys.executable, "-m", "sup.cli", "verify", str(src), "--target",
+                               "superposed", "--method", "exhaustive", "--json", *extra],
+                              capture_output=True, text=True)
+        return proc.returncode, proc.stdout, proc.stderr
+    rc, out, _ = run("--path", "blocks")
+    report = json.loads(out)
+    assert rc == 0 and report["path"] == "blocks" and report["block_stats"]["blocks"] > 0
+    assert report["inputs_checked"] == SparseDomain(20, 3).size
+    rc, out, _ = run("--path", "delta")
+    assert rc == 0 and json.loads(out)["path"] == "delta"
+    deep = tmp_path / "deep.sup"
+    deep.write_text("input x[4]; output y = (x[0] & x[1]) | (x[2] & x[3]);")
+    proc = subprocess.run([sys.executable, "-m", "sup.cli", "verify", str(deep), "--method",
+                           "exhaustive", "--path", "blocks"], capture_output=True, text=True)
+    assert proc.returncode == 2 and "block path does not apply" in proc.stderr
+    assert "Traceback" not in proc.stderr

@@ -11,7 +11,6 @@ active features directly (ConditionalModule) use `ActiveReadout`; both share `co
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 
 from dsl.semantics import DONT_CARE

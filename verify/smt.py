@@ -26,8 +26,7 @@ from fractions import Fraction
 import numpy as np
 import z3
 
-from dsl import csr
-from dsl.nodes import CONST, GATE, INPUT, TABLE
+from dsl.nodes import CONST, INPUT, TABLE
 from dsl.semantics import DONT_CARE, evaluate_active
 
 from .cones import SignalIndex, network_cone, signal_cone
@@ -169,7 +168,6 @@ class _Spec:
         bits = [self.cache[int(s)] if int(s) in self.cache else self.signal(int(s))
                 for s in data["inputs"]]
         all_known = z3.And([b[1] for b in bits]) if bits else z3.BoolVal(True)
-        w = len(bits)
         matches = []
         for key_r in data["keys"].tolist():
             lits = [b[0] if (key_r >> i) & 1 else z3.Not(b[0]) for i, b in enumerate(bits)]
