@@ -20,6 +20,7 @@ from compiler import compile_circuit
 from dsl.domain import SparseDomain
 from dsl.semantics import DONT_CARE, evaluate_active
 from verify import merge
+from verify import block_check
 from verify.block_check import domain_blocks, integer_network
 from verify.exhaustive import verify_exhaustive
 
@@ -74,14 +75,25 @@ def assert_matches_brute_force(circuit, module):
 
 
 @pytest.mark.parametrize("m,n_out,k", [(24, 60, 2), (24, 80, 3), (16, 40, 4), (40, 300, 3)])
-def test_exact_superposed_networks(m, n_out, k):
+def test_exact_superposed_networks(m, n_out, k, mode):
     circuit = pairs_circuit(m, n_out, k)
     report = assert_matches_brute_force(circuit, compiled(circuit))
     assert report["verified"] is True
 
 
+@pytest.fixture(params=["default", "no-linear-table", "bound-rows-on-demand"])
+def mode(request, monkeypatch):
+    """Run with every table the block check can do without: each case then takes the
+    fallback (per-input evaluation of a block, or feature-bound rows computed on demand)."""
+    if request.param == "no-linear-table":
+        monkeypatch.setattr(block_check, "MAX_LINEAR_ENTRIES", -1)
+    elif request.param == "bound-rows-on-demand":
+        monkeypatch.setattr(block_check.FeatureBound, "max_dense", 0)
+    return request.param
+
+
 @pytest.mark.parametrize("seed", range(12))
-def test_planted_bugs_match_brute_force(seed):
+def test_planted_bugs_match_brute_force(seed, mode):
     rng = np.random.default_rng(seed)
     k = int(rng.integers(2, 4))
     circuit = pairs_circuit(24, 70, k, seed=seed + 1)
@@ -189,3 +201,14 @@ def test_cli_path_option(tmp_path):
                            "exhaustive", "--path", "blocks"], capture_output=True, text=True)
     assert proc.returncode == 2 and "block path does not apply" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_an_output_wrong_on_every_input(mode):
+    """Inputs that move no neuron of a wrong output are counted one by one, not once."""
+    circuit = pairs_circuit(30, 60, 3)
+    module = compiled(circuit)
+    with torch.no_grad():
+        module.bias1[7] += 20
+    report = assert_matches_brute_force(circuit, module)
+    # correct only where both operands are active: {u, v} and {u, v, c} for 28 other c
+    assert report["failing_inputs"] == SparseDomain(30, 3).size - 1 - 28

@@ -90,10 +90,8 @@ class IntegerNetwork:
     y0: np.ndarray               # read-out values on the all-zero input
     pmax: np.ndarray             # int64 [m + 1, N]: max of W[j, c] over c < h (row h)
     pmin: np.ndarray
-    g_up: np.ndarray             # float64 [m, n_out] feature bound (module docstring)
-    g_dn: np.ndarray
-    a_up: np.ndarray
-    a_dn: np.ndarray
+    bound: "FeatureBound"        # the feature bound (module docstring)
+    w_key: np.ndarray            # sorted j * m + c of the nonzero first-layer weights
     linear: "LinearTable | None" = None
     notes: list = field(default_factory=list)
 
@@ -140,8 +138,8 @@ def integer_network(module, circuit, domain) -> tuple[IntegerNetwork | None, str
     m, (n_hidden, width, _), (n_out, _, _) = len(input_map), shapes[0], shapes[1]
     if len(np.unique(input_map)) != m:
         return None, "inputs do not map to distinct columns"
-    if m * n_hidden > MAX_DENSE or m * n_out > MAX_DENSE:
-        return None, f"dense tables of {m} features x {max(n_hidden, n_out)} would be too large"
+    if m * n_hidden > MAX_DENSE:
+        return None, f"a dense table of {m} features x {n_hidden} neurons would be too large"
     feature_of = np.full(width, -1, dtype=np.int64)
     feature_of[input_map] = np.arange(m)
     f = feature_of[cols0.astype(np.int64)]
@@ -169,12 +167,13 @@ def integer_network(module, circuit, domain) -> tuple[IntegerNetwork | None, str
     r_bias = bias1.astype(np.int64)
     y0 = r_bias + (r @ h0.astype(np.float64)).astype(np.int64)
     pmax, pmin = _prefix_extrema(wt)
-    g_up, g_dn, a_up, a_dn = _feature_bounds(wt, bias, r)
+    nz_c, nz_j = np.nonzero(wt)
+    w_key = np.sort(nz_j * m + nz_c)
     net = IntegerNetwork(m, n_hidden, n_out, wt, bias, r.indptr.astype(np.int64),
                          r.indices.astype(np.int64), r.data.astype(np.int64),
                          rt.indptr.astype(np.int64), rt.indices.astype(np.int64),
                          rt.data.astype(np.int64), r_bias, h0, y0, pmax, pmin,
-                         g_up, g_dn, a_up, a_dn)
+                         FeatureBound(wt, bias, r), w_key)
     net.linear = _linear_table(net, r, circuit)
     if net.linear is None:
         net.notes.append("no linear-block table (too large or no threshold-gate outputs)")
@@ -192,22 +191,49 @@ def _prefix_extrema(wt: np.ndarray):
     return pmax, pmin
 
 
-def _feature_bounds(wt, bias, r):
-    """G_up, G_dn [m, n_out] and A_up, A_dn [n_out] of the feature bound (module docstring)."""
-    wp = np.clip(wt.max(axis=0, initial=0), 0, None).astype(np.float64)
-    wn = np.clip(-wt.min(axis=0, initial=0), 0, None).astype(np.float64)
-    dormant_up = (bias + wp) <= 0
-    dormant_dn = bias <= 0
-    rpos = r.maximum(0).tocsr()
-    rneg = (-r).maximum(0).tocsr()
-    def per_neuron(scale_pos, scale_neg):
-        return (rpos @ sp.diags(scale_pos) + rneg @ sp.diags(scale_neg)).T.tocsr()   # [N, n_out]
-    c_up_dormant = per_neuron(wp * dormant_up, wn * dormant_dn)
-    c_dn_dormant = per_neuron(wn * dormant_dn, wp * dormant_up)
-    a_up = np.asarray(per_neuron(wp * ~dormant_up, wn * ~dormant_dn).sum(axis=0)).ravel()
-    a_dn = np.asarray(per_neuron(wn * ~dormant_dn, wp * ~dormant_up).sum(axis=0)).ravel()
-    feeds = sp.csr_matrix((wt > 0).astype(np.float64))                           # [m, N]
-    return ((feeds @ c_up_dormant).toarray(), (feeds @ c_dn_dormant).toarray(), a_up, a_dn)
+class FeatureBound:
+    """G_up, G_dn [m, n_out] and A_up, A_dn [n_out] of the feature bound (module docstring):
+    a dense table when it fits in `max_dense` elements, else rows computed when asked for."""
+
+    max_dense = MAX_DENSE
+
+    def __init__(self, wt, bias, r):
+        wp = np.clip(wt.max(axis=0, initial=0), 0, None).astype(np.float64)
+        wn = np.clip(-wt.min(axis=0, initial=0), 0, None).astype(np.float64)
+        dormant_up = (bias + wp) <= 0
+        dormant_dn = bias <= 0
+        rpos = r.maximum(0).tocsr()
+        rneg = (-r).maximum(0).tocsr()
+
+        def per_neuron(scale_pos, scale_neg):                                    # [N, n_out]
+            return (rpos @ sp.diags(scale_pos) + rneg @ sp.diags(scale_neg)).T.tocsr()
+        self.c_up = per_neuron(wp * dormant_up, wn * dormant_dn)
+        self.c_dn = per_neuron(wn * dormant_dn, wp * dormant_up)
+        self.a_up = np.asarray(per_neuron(wp * ~dormant_up, wn * ~dormant_dn).sum(axis=0)).ravel()
+        self.a_dn = np.asarray(per_neuron(wn * ~dormant_dn, wp * ~dormant_up).sum(axis=0)).ravel()
+        self.feeds = sp.csr_matrix((wt > 0).astype(np.float64))                  # [m, N]
+        self.dense = wt.shape[0] * r.shape[0] <= self.max_dense
+        self.has_dn = self.c_dn.nnz > 0
+        if self.dense:
+            self.g_up = (self.feeds @ self.c_up).toarray()
+            self.g_dn = (self.feeds @ self.c_dn).toarray() if self.has_dn else None
+
+    def sums(self, q: np.ndarray):
+        """(sum of G_up rows, sum of G_dn rows) over the features of each row of q [B, j-1]."""
+        n_b, n_out = q.shape[0], self.c_up.shape[1]
+        if q.shape[1] == 0:
+            return 0.0, 0.0
+        if self.dense:
+            up = self.g_up[q].sum(axis=1)
+            dn = self.g_dn[q].sum(axis=1) if self.has_dn else 0.0
+            return up, dn
+        feats, inv = np.unique(q, return_inverse=True)
+        inv = inv.reshape(q.shape)
+        rows = self.feeds[feats]
+        up_rows = (rows @ self.c_up).toarray()
+        up = up_rows[inv].sum(axis=1)
+        dn = (rows @ self.c_dn).toarray()[inv].sum(axis=1) if self.has_dn else 0.0
+        return up.reshape(n_b, n_out), dn
 
 
 def _linear_table(net: IntegerNetwork, r, circuit) -> LinearTable | None:
@@ -311,8 +337,9 @@ class BlockCheck:
         s = net.bias[None, :] + net.wt[q].sum(axis=1) if q.shape[1] else np.repeat(net.bias[None, :], n_b, 0)
         hq = np.clip(s, 0, None)
         yq = self._block_base(hq)                                     # [B, n_out]
-        upper = yq + net.a_up + (net.g_up[q].sum(axis=1) if q.shape[1] else 0.0)
-        lower = yq - net.a_dn - (net.g_dn[q].sum(axis=1) if q.shape[1] else 0.0)
+        g_up, g_dn = net.bound.sums(q)
+        upper = yq + net.bound.a_up + g_up
+        lower = yq - net.bound.a_dn - g_dn
         sb = self.spec_base[None, :]
         risky = ((sb == 0) & (upper > t - MARGIN_FLOOR)) | ((sb == 1) & (lower < t + MARGIN_FLOOR))
         # the specification on every input of the blocks
@@ -342,10 +369,10 @@ class BlockCheck:
             triples.append(support_triples)
             cb, co = cb[~lin], co[~lin]
         self.stats.exhaustive_pairs += len(cb)
-        reps = counts[cb]
-        tb = np.repeat(cb, reps)
-        tc = lo[tb] + np.arange(int(reps.sum())) - np.repeat(np.cumsum(reps) - reps, reps)
-        triples.append((tb, tc, np.repeat(co, reps)))
+        work = (net.r_off[co + 1] - net.r_off[co]) * counts[cb]
+        bounds = np.searchsorted(np.cumsum(work), np.arange(1, 1 + (int(work.sum()) >> 23)) << 23)
+        for part in np.split(np.arange(len(cb)), np.unique(bounds)):
+            triples.append(self._every_input(s, lo, hi, yq, cb[part], co[part], blk_of, c_of, ref))
         tb, tc, to = (np.concatenate(p) for p in zip(*triples))
         self._evaluate(s, q, in_off, lo, tb, tc, to, change_key, ref.values)
         return n_in
@@ -411,6 +438,74 @@ class BlockCheck:
         tb, to = np.repeat(b, n_sup), np.repeat(o, n_sup)
         inside = (feat >= lo[tb]) & (feat < hi[tb])
         return ok, (tb[inside], feat[inside], to[inside])
+
+    def _every_input(self, s, lo, hi, yq, cb, co, blk_of, c_of, ref):
+        """Triples covering every input of each pair's block. Where few inputs move a neuron
+        of the output: those inputs and the ones where the specification changes, one by one;
+        the others all have the value y(Q) and the baseline specification, checked once (all
+        evaluated if that is wrong, so failures are counted input by input). Elsewhere: every
+        input of the block."""
+        net, m = self.net, self.net.m
+        if len(cb) == 0:
+            return _no_triples()
+        deg = net.r_off[co + 1] - net.r_off[co]
+        e = _expand(net.r_off[co], deg)
+        pp, j = np.repeat(np.arange(len(cb)), deg), net.r_nei[e]
+        start = np.searchsorted(net.w_key, j * m + lo[cb[pp]])
+        stop = np.searchsorted(net.w_key, j * m + hi[cb[pp]])
+        span = hi[cb] - lo[cb]
+        sparse = np.bincount(pp, weights=stop - start, minlength=len(cb)) < span / 2
+        dense = np.flatnonzero(~sparse)
+        dense_p = np.repeat(dense, span[dense])
+        dense_c = lo[cb[dense_p]] + _expand(np.zeros(len(dense), np.int64), span[dense])
+        keep = sparse[pp]
+        p_of, c_at = self._moving_inputs(s, lo, hi, yq, cb, co, blk_of, c_of, ref, sparse,
+                                         pp[keep], j[keep], start[keep], stop[keep])
+        p_of, c_at = np.concatenate([p_of, dense_p]), np.concatenate([c_at, dense_c])
+        return cb[p_of], c_at, co[p_of]
+
+    def _moving_inputs(self, s, lo, hi, yq, cb, co, blk_of, c_of, ref, sparse, pp, j, start,
+                       stop):
+        """(pair, c) of the sparse pairs' inputs that need an evaluation."""
+        net, t, m = self.net, self.threshold, self.net.m
+        idx = _expand(start, stop - start)
+        pe, je = np.repeat(pp, stop - start), np.repeat(j, stop - start)
+        c = net.w_key[idx] - je * m
+        sj = s[cb[pe], je]
+        moves = np.clip(sj + net.wt[c, je], 0, None) != np.clip(sj, 0, None)
+        want = cb * net.n_out + co                                    # sorted
+        change_pair = blk_of[ref.rows] * net.n_out + ref.outputs
+        sel = np.flatnonzero(_contains_sorted(want, change_pair))
+        sel_p = np.searchsorted(want, change_pair[sel])
+        sel = sel[sparse[sel_p]]
+        sel_p = sel_p[sparse[sel_p]]
+        pairs = np.concatenate([pe[moves], sel_p])
+        cs = np.concatenate([c[moves], c_of[ref.rows[sel]]])
+        # distinct (pair, c) through a bitmap of the pairs' ranges (no sort)
+        rows_of = np.cumsum(sparse) - 1
+        width = int((hi[cb] - lo[cb])[sparse].max(initial=0))
+        seen = np.zeros((int(sparse.sum()), max(width, 1)), dtype=bool)
+        seen[rows_of[pairs], cs - lo[cb[pairs]]] = True
+        r, off = np.nonzero(seen)
+        sparse_idx = np.flatnonzero(sparse)
+        p_of = sparse_idx[r]
+        c_at = lo[cb[p_of]] + off
+        rest = (hi[cb] - lo[cb]) - np.bincount(p_of, minlength=len(cb))
+        y, spec = yq[cb, co], self.spec_base[co]
+        check = sparse & (rest > 0) & (spec != DONT_CARE)
+        if check.any():
+            marg = np.where(spec == 1, y - t, t - y)[check]
+            self.min_margin = min(self.min_margin, float(marg.min()))
+        bad = np.flatnonzero(check & ((y > t) != (spec == 1)))
+        if len(bad):      # evaluate every input of those pairs
+            seen[rows_of[bad]] = False
+            n_all = hi[cb[bad]] - lo[cb[bad]]
+            extra_p = np.repeat(bad, n_all)
+            extra_c = lo[cb[extra_p]] + _expand(np.zeros(len(bad), np.int64), n_all)
+            keep = ~np.isin(p_of, bad)
+            p_of = np.concatenate([p_of[keep], extra_p])
+            c_at = np.concatenate([c_at[keep], extra_c])
+        return p_of, c_at
 
     def _spec_at_q(self, q, b, o, width) -> np.ndarray:
         """The specification of output o on the input Q_b (weight j - 1)."""
@@ -493,6 +588,14 @@ def _lookup(keys: np.ndarray, values: np.ndarray, want: np.ndarray, default: np.
         hit = keys[pos] == want
         out[hit] = values[pos[hit]]
     return out
+
+
+def _contains_sorted(sorted_keys: np.ndarray, query: np.ndarray) -> np.ndarray:
+    """bool per query: present in sorted_keys."""
+    if len(sorted_keys) == 0:
+        return np.zeros(len(query), dtype=bool)
+    pos = np.minimum(np.searchsorted(sorted_keys, query), len(sorted_keys) - 1)
+    return sorted_keys[pos] == query
 
 
 def _no_triples():
