@@ -81,12 +81,15 @@ def test_exact_superposed_networks(m, n_out, k, mode):
     assert report["verified"] is True
 
 
-@pytest.fixture(params=["default", "no-linear-table", "bound-rows-on-demand"])
+@pytest.fixture(params=["default", "no-linear-table", "no-linear-blocks", "bound-rows-on-demand"])
 def mode(request, monkeypatch):
     """Run with every table the block check can do without: each case then takes the
-    fallback (per-input evaluation of a block, or feature-bound rows computed on demand)."""
+    fallback (linear rows computed per pair, per-input evaluation of a block, or
+    feature-bound rows computed on demand)."""
     if request.param == "no-linear-table":
         monkeypatch.setattr(block_check, "MAX_LINEAR_ENTRIES", -1)
+    elif request.param == "no-linear-blocks":
+        monkeypatch.setattr(block_check, "_linear_table", lambda *args: None)
     elif request.param == "bound-rows-on-demand":
         monkeypatch.setattr(block_check.FeatureBound, "max_dense", 0)
     return request.param

@@ -98,17 +98,24 @@ class IntegerNetwork:
 
 @dataclass
 class LinearTable:
-    """g_o[c] = sum_j R_oj W_jc without o's operands, with prefix extrema per output."""
+    """g_o[c] = sum_j R_oj W_jc outside o's operands, for outputs that are threshold gates over
+    input features: prefix extrema per output (key, pmax, pmin, row_start) when the table fits
+    in MAX_LINEAR_ENTRIES, else the rows are computed for the pairs that ask."""
     has: np.ndarray              # bool [n_out]: output is a threshold gate over features
-    key: np.ndarray              # sorted o * m + c of the entries
-    pmax: np.ndarray
-    pmin: np.ndarray
-    row_start: np.ndarray        # first entry of each output
     sup_off: np.ndarray          # operands (CSR by output; empty where not `has`)
     sup_feat: np.ndarray
+    r: object                    # scipy CSR read-out [n_out, N]
+    key: np.ndarray | None = None      # sorted o * m + c of the entries
+    pmax: np.ndarray | None = None
+    pmin: np.ndarray | None = None
+    row_start: np.ndarray | None = None
+    _w_t: np.ndarray | None = None
 
-    def extrema(self, outs: np.ndarray, hi: np.ndarray, m: int):
+    def extrema(self, outs: np.ndarray, hi: np.ndarray, wt: np.ndarray):
         """(min, max) of g_o[c] over c < hi outside the operands, 0 included."""
+        if self.key is None:
+            return self._computed(outs, hi, wt)
+        m = wt.shape[0]
         if len(self.key) == 0:
             zero = np.zeros(len(outs))
             return zero, zero
@@ -116,6 +123,21 @@ class LinearTable:
         found = pos >= self.row_start[outs]
         gmax = np.where(found, self.pmax[np.maximum(pos, 0)], 0.0)
         gmin = np.where(found, self.pmin[np.maximum(pos, 0)], 0.0)
+        return np.minimum(gmin, 0.0), np.maximum(gmax, 0.0)
+
+    def _computed(self, outs, hi, wt):
+        m = wt.shape[0]
+        gmin, gmax = np.zeros(len(outs)), np.zeros(len(outs))
+        step = max(1, (1 << 24) // max(m, 1))
+        if self._w_t is None:
+            self._w_t = np.ascontiguousarray(wt.T, dtype=np.float64)             # [N, m]
+        for a in range(0, len(outs), step):
+            o, h = outs[a:a + step], hi[a:a + step]
+            g = np.asarray(self.r[o] @ self._w_t)
+            g[np.arange(m)[None, :] >= h[:, None]] = 0.0
+            n_sup = self.sup_off[o + 1] - self.sup_off[o]
+            g[np.repeat(np.arange(len(o)), n_sup), self.sup_feat[_expand(self.sup_off[o], n_sup)]] = 0.0
+            gmin[a:a + step], gmax[a:a + step] = g.min(axis=1), g.max(axis=1)
         return np.minimum(gmin, 0.0), np.maximum(gmax, 0.0)
 
 
@@ -176,7 +198,7 @@ def integer_network(module, circuit, domain) -> tuple[IntegerNetwork | None, str
                          FeatureBound(wt, bias, r), w_key)
     net.linear = _linear_table(net, r, circuit)
     if net.linear is None:
-        net.notes.append("no linear-block table (too large or no threshold-gate outputs)")
+        net.notes.append("no linear blocks (no threshold-gate outputs)")
     return net, ""
 
 
@@ -241,13 +263,6 @@ def _linear_table(net: IntegerNetwork, r, circuit) -> LinearTable | None:
     positions, spec = superposable(circuit)
     if len(positions) == 0:
         return None
-    w_nnz = np.count_nonzero(net.wt, axis=0).astype(np.float64)      # per neuron
-    if float((abs(r) @ w_nnz).sum()) > MAX_LINEAR_ENTRIES:
-        return None
-    g = (r @ sp.csr_matrix(net.wt.T)).tocsr()                                    # [n_out, m]
-    g.sum_duplicates()
-    rows = np.repeat(np.arange(net.n_out), np.diff(g.indptr))
-    cols, vals = g.indices.astype(np.int64), g.data.astype(np.float64)
     has = np.zeros(net.n_out, dtype=bool)
     has[positions] = True
     lens = np.diff(spec.f_offsets)
@@ -256,6 +271,14 @@ def _linear_table(net: IntegerNetwork, r, circuit) -> LinearTable | None:
     sup_feat = spec.f_features[order].astype(np.int64)
     sup_len = np.bincount(owner, minlength=net.n_out)
     sup_off = np.concatenate([[0], np.cumsum(sup_len)])
+    table = LinearTable(has, sup_off, sup_feat, r)
+    w_nnz = np.count_nonzero(net.wt, axis=0).astype(np.float64)      # per neuron
+    if float((abs(r) @ w_nnz).sum()) > MAX_LINEAR_ENTRIES:
+        return table
+    g = (r @ sp.csr_matrix(net.wt.T)).tocsr()                                    # [n_out, m]
+    g.sum_duplicates()
+    rows = np.repeat(np.arange(net.n_out), np.diff(g.indptr))
+    cols, vals = g.indices.astype(np.int64), g.data.astype(np.float64)
     # drop the operands' entries and every entry of outputs without a known support
     sup_key = np.repeat(np.arange(net.n_out), sup_len) * net.m + sup_feat
     key = rows * net.m + cols
@@ -264,10 +287,11 @@ def _linear_table(net: IntegerNetwork, r, circuit) -> LinearTable | None:
     order = np.argsort(key, kind="stable")
     key, vals, rows = key[order], vals[order], rows[order]
     span = 2.0 * (np.abs(vals).max(initial=0) + 1)
-    pmax = np.maximum.accumulate(vals + rows * span) - rows * span
-    pmin = -(np.maximum.accumulate(-vals + rows * span) - rows * span)
-    row_start = np.searchsorted(key, np.arange(net.n_out) * net.m)
-    return LinearTable(has, key, pmax, pmin, row_start, sup_off, sup_feat)
+    table.key = key
+    table.pmax = np.maximum.accumulate(vals + rows * span) - rows * span
+    table.pmin = -(np.maximum.accumulate(-vals + rows * span) - rows * span)
+    table.row_start = np.searchsorted(key, np.arange(net.n_out) * net.m)
+    return table
 
 
 def domain_blocks(domain: SparseDomain, start: int, stop: int, max_blocks: int):
@@ -427,7 +451,7 @@ class BlockCheck:
             return ok, _no_triples()
         b, o = cb[idx], co[idx]
         spec_q = self._spec_at_q(q, b, o, width)
-        gmin, gmax = lin.extrema(o, hi[b], net.m)
+        gmin, gmax = lin.extrema(o, hi[b], net.wt)
         y = yq[b, o]
         settled = ((spec_q == DONT_CARE) | ((spec_q == 0) & (y + gmax <= t - MARGIN_FLOOR))
                    | ((spec_q == 1) & (y + gmin >= t + MARGIN_FLOOR)))
