@@ -32,8 +32,13 @@ For each block and output o, in increasing cost:
    `superposable`) equals its value at Q for every c outside its operands. So the block is
    correct except perhaps at the operands if y_o(Q) + [min, max] of g_o over the other
    c < hi (prefix extrema, precomputed) is on the side of the specification at Q; the
-   operands are evaluated exactly.
-4. Otherwise every input of the block is evaluated exactly for that output.
+   operands are evaluated exactly. (When the table of g would be too large, the rows g_o are
+   computed for the pairs that need them.)
+4. Otherwise every input of the block is evaluated exactly for that output. Where few inputs of
+   the block move a neuron of the output (nonzero weights, ReLU state changes), only those and
+   the inputs where the specification changes are evaluated; all the others have the value
+   y_o(Q) and the baseline specification, so one comparison decides them (and if it is wrong,
+   they are all evaluated, so failing inputs are counted one by one).
 
 Every input of the range is therefore covered by an exact evaluation or by a bound; failing
 inputs and counterexamples come only from exact evaluations (recorded counterexamples are
