@@ -504,7 +504,7 @@ class BlockCheck:
         moves = np.clip(sj + net.wt[c, je], 0, None) != np.clip(sj, 0, None)
         want = cb * net.n_out + co                                    # sorted
         change_pair = blk_of[ref.rows] * net.n_out + ref.outputs
-        sel = np.flatnonzero(_contains_sorted(want, change_pair))
+        sel = np.flatnonzero(contains_sorted(want, change_pair))
         sel_p = np.searchsorted(want, change_pair[sel])
         sel = sel[sparse[sel_p]]
         sel_p = sel_p[sparse[sel_p]]
@@ -544,7 +544,7 @@ class BlockCheck:
         ref = evaluate_active(self.circuit, active, chunk=max(len(ub), 1))
         keys = ref.rows * self.net.n_out + ref.outputs
         want = inv * self.net.n_out + o
-        return _lookup(keys, ref.values, want, self.spec_base[o])
+        return lookup_sorted(keys, ref.values, want, self.spec_base[o])
 
     def _evaluate(self, s, q, in_off, lo, tb, tc, to, change_key, change_val) -> None:
         """Exact values of the triples (block, c, output), compared with the specification."""
@@ -562,7 +562,7 @@ class BlockCheck:
             h = np.clip(s[b[pt], j] + net.wt[c[pt], j], 0, None)
             y = net.r_bias[o] + np.bincount(pt, weights=net.r_val[e] * h, minlength=len(b))
             row = in_off[b] + c - lo[b]
-            spec = _lookup(change_key, change_val, row * net.n_out + o, self.spec_base[o])
+            spec = lookup_sorted(change_key, change_val, row * net.n_out + o, self.spec_base[o])
             cared = spec != DONT_CARE
             if cared.any():
                 marg = np.where(spec == 1, y - t, t - y)[cared]
@@ -609,7 +609,7 @@ def _expand(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     return np.repeat(starts - (ends - lengths), lengths) + np.arange(total)
 
 
-def _lookup(keys: np.ndarray, values: np.ndarray, want: np.ndarray, default: np.ndarray):
+def lookup_sorted(keys: np.ndarray, values: np.ndarray, want: np.ndarray, default: np.ndarray):
     """values at `want` in the sorted `keys`, else `default`."""
     out = np.array(default, copy=True)
     if len(keys) and len(want):
@@ -619,7 +619,7 @@ def _lookup(keys: np.ndarray, values: np.ndarray, want: np.ndarray, default: np.
     return out
 
 
-def _contains_sorted(sorted_keys: np.ndarray, query: np.ndarray) -> np.ndarray:
+def contains_sorted(sorted_keys: np.ndarray, query: np.ndarray) -> np.ndarray:
     """bool per query: present in sorted_keys."""
     if len(sorted_keys) == 0:
         return np.zeros(len(query), dtype=bool)

@@ -26,6 +26,7 @@ import torch
 from dsl.domain import verification_domain
 from dsl.semantics import DONT_CARE, evaluate_active
 
+from .block_check import contains_sorted as _contains, lookup_sorted
 from .progress import progress_bar
 
 DEFAULT_BATCH = 1 << 16
@@ -186,23 +187,10 @@ class ExhaustiveCheck:
         return MARGIN_FLOOR, False
 
 
-def _contains(sorted_keys: np.ndarray, query: np.ndarray) -> np.ndarray:
-    """bool per query key: present in sorted_keys."""
-    if len(sorted_keys) == 0:
-        return np.zeros(len(query), dtype=bool)
-    pos = np.minimum(np.searchsorted(sorted_keys, query), len(sorted_keys) - 1)
-    return sorted_keys[pos] == query
-
-
 def _overlay(keys, change_keys, change_values, base_values):
     """Values at `keys`: the changed value where a change exists, else the baseline."""
-    out = np.array(base_values, dtype=np.float64 if change_values.dtype.kind == "f" else change_values.dtype)
-    if len(change_keys):
-        pos = np.searchsorted(change_keys, keys)
-        pos = np.minimum(pos, len(change_keys) - 1)
-        hit = change_keys[pos] == keys
-        out[hit] = change_values[pos[hit]]
-    return out
+    kind = np.float64 if change_values.dtype.kind == "f" else change_values.dtype
+    return lookup_sorted(change_keys, change_values, keys, np.asarray(base_values, dtype=kind))
 
 
 def verify_exhaustive(circuit, module, shard=(1, 1), batch: int = DEFAULT_BATCH,
