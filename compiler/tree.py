@@ -476,9 +476,7 @@ def _as_active(active) -> np.ndarray:
 
 def _expand(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
     """Concatenation of the ranges [lo_i, hi_i)."""
-    counts = hi - lo
-    return np.repeat(lo - np.cumsum(np.concatenate([[0], counts[:-1]])).astype(np.int64),
-                     counts) + np.arange(int(counts.sum()), dtype=np.int64)
+    return csr.concat_ranges(lo, hi - lo)
 
 
 def _group(owner: np.ndarray, n: int):

@@ -30,13 +30,18 @@ def row_of_each(offsets: np.ndarray) -> np.ndarray:
     return np.repeat(np.arange(len(offsets) - 1, dtype=np.int64), lengths(offsets))
 
 
+def concat_ranges(starts: np.ndarray, lens: np.ndarray) -> np.ndarray:
+    """int64: the ranges [starts_i, starts_i + lens_i) one after the other."""
+    ends = np.cumsum(lens, dtype=np.int64)
+    return np.repeat(np.asarray(starts, dtype=np.int64) - (ends - lens), lens) + np.arange(
+        int(ends[-1]) if len(ends) else 0, dtype=np.int64)
+
+
 def gather_rows(offsets: np.ndarray, values: np.ndarray, rows: np.ndarray):
     """The CSR made of rows `rows` (in that order, repeats allowed)."""
     rows = np.asarray(rows, dtype=np.int64)
     lens = offsets[rows + 1] - offsets[rows]
-    new_offsets = offsets_from_lengths(lens)
-    idx = np.repeat(offsets[rows] - new_offsets[:-1], lens) + np.arange(new_offsets[-1])
-    return new_offsets, values[idx]
+    return offsets_from_lengths(lens), values[concat_ranges(offsets[rows], lens)]
 
 
 def filter_values(offsets: np.ndarray, values: np.ndarray, keep: np.ndarray):

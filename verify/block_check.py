@@ -49,15 +49,17 @@ else MARGIN_FLOOR is a lower bound (as for the per-input path).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
 
 from dsl.domain import SparseDomain
+from dsl import csr
 from dsl.semantics import DONT_CARE, evaluate_active
 
-MARGIN_FLOOR = 0.5
+from .compare import MARGIN_FLOOR, contains_sorted, is_wrong, lookup_sorted, margins
+
 MAX_DENSE = 1 << 27          # largest dense table (elements) this path builds
 MAX_LINEAR_ENTRIES = 1 << 25  # largest g = R W it precomputes for linear blocks
 MANTISSA = {"float32": 24, "float64": 53, "float16": 11, "bfloat16": 8}
@@ -98,7 +100,12 @@ class IntegerNetwork:
     bound: "FeatureBound"        # the feature bound (module docstring)
     w_key: np.ndarray            # sorted j * m + c of the nonzero first-layer weights
     linear: "LinearTable | None" = None
-    notes: list = field(default_factory=list)
+
+    def readout_entries(self, outs: np.ndarray):
+        """(position in outs, neuron, weight) of every read-out entry of the given outputs."""
+        deg = self.r_off[outs + 1] - self.r_off[outs]
+        e = csr.concat_ranges(self.r_off[outs], deg)
+        return np.repeat(np.arange(len(outs)), deg), self.r_nei[e], self.r_val[e]
 
 
 @dataclass
@@ -141,7 +148,7 @@ class LinearTable:
             g = np.asarray(self.r[o] @ self._w_t)
             g[np.arange(m)[None, :] >= h[:, None]] = 0.0
             n_sup = self.sup_off[o + 1] - self.sup_off[o]
-            g[np.repeat(np.arange(len(o)), n_sup), self.sup_feat[_expand(self.sup_off[o], n_sup)]] = 0.0
+            g[np.repeat(np.arange(len(o)), n_sup), self.sup_feat[csr.concat_ranges(self.sup_off[o], n_sup)]] = 0.0
             gmin[a:a + step], gmax[a:a + step] = g.min(axis=1), g.max(axis=1)
         return np.minimum(gmin, 0.0), np.maximum(gmax, 0.0)
 
@@ -201,9 +208,7 @@ def integer_network(module, circuit, domain) -> tuple[IntegerNetwork | None, str
                          rt.indptr.astype(np.int64), rt.indices.astype(np.int64),
                          rt.data.astype(np.int64), r_bias, h0, y0, pmax, pmin,
                          FeatureBound(wt, bias, r), w_key)
-    net.linear = _linear_table(net, r, circuit)
-    if net.linear is None:
-        net.notes.append("no linear blocks (no threshold-gate outputs)")
+    net.linear = _linear_table(net, r, circuit)     # None: no threshold-gate outputs
     return net, ""
 
 
@@ -300,7 +305,7 @@ def _linear_table(net: IntegerNetwork, r, circuit) -> LinearTable | None:
 
 
 def domain_blocks(domain: SparseDomain, start: int, stop: int, max_blocks: int):
-    """Yield (j, Q [B, j-1], lo [B], hi [B]) covering ranks [start, stop) of weight >= 1."""
+    """Yield (Q [B, j-1], lo [B], hi [B]) covering ranks [start, stop) of weight j >= 1."""
     offsets = domain.weight_offsets()
     m = domain.m
     for j in range(1, domain.max_weight + 1):
@@ -308,7 +313,7 @@ def domain_blocks(domain: SparseDomain, start: int, stop: int, max_blocks: int):
         if a >= b:
             continue
         if j == 1:
-            yield 1, np.zeros((1, 0), dtype=np.int64), np.array([a]), np.array([b])
+            yield np.zeros((1, 0), dtype=np.int64), np.array([a]), np.array([b])
             continue
         first = domain.unrank(np.array([offsets[j] + a]))[0, :j]
         last = domain.unrank(np.array([offsets[j] + b - 1]))[0, :j]
@@ -325,7 +330,7 @@ def domain_blocks(domain: SparseDomain, start: int, stop: int, max_blocks: int):
                 lo[0] = first[0]
             if ranks[-1] == r_last:
                 hi[-1] = last[0] + 1
-            yield j, q, lo, hi
+            yield q, lo, hi
 
 
 class BlockCheck:
@@ -344,16 +349,11 @@ class BlockCheck:
         self.stats = BlockStats()
 
     # ------------------------------------------------------------------ driver
-    def check_empty_input(self, width: int) -> None:
+    def check_empty_input(self) -> None:
         """The all-zero input (rank 0)."""
-        net, t = self.net, self.threshold
-        cared = self.cared_base
-        y = net.y0.astype(np.float64)
+        y = self.net.y0.astype(np.float64)
         self._account(np.ones(1, np.int64), np.zeros(0, np.int64), np.zeros(0, np.uint8))
-        if cared.any():
-            marg = np.where(self.spec_base == 1, y - t, t - y)[cared]
-            self.min_margin = min(self.min_margin, float(marg.min()))
-        wrong = np.flatnonzero(cared & ((y > t) != (self.spec_base == 1)))
+        wrong = np.flatnonzero(self._compare(self.spec_base, y))
         if len(wrong):
             self.failing += 1
             self._record([], wrong, y[wrong])
@@ -363,7 +363,7 @@ class BlockCheck:
         net, t = self.net, self.threshold
         n_b, n_out = len(q), net.n_out
         self.stats.blocks += n_b
-        s = net.bias[None, :] + net.wt[q].sum(axis=1) if q.shape[1] else np.repeat(net.bias[None, :], n_b, 0)
+        s = net.bias[None, :] + net.wt[q].sum(axis=1)                # [B, N]; Q may be empty
         hq = np.clip(s, 0, None)
         yq = self._block_base(hq)                                     # [B, n_out]
         g_up, g_dn = net.bound.sums(q)
@@ -414,7 +414,7 @@ class BlockCheck:
         yq = np.repeat(net.y0[None, :].astype(np.float64), len(hq), axis=0)
         if len(bi):
             deg = net.rt_off[j + 1] - net.rt_off[j]
-            e = _expand(net.rt_off[j], deg)
+            e = csr.concat_ranges(net.rt_off[j], deg)
             rb = np.repeat(bi, deg)
             delta = np.repeat((hq[bi, j] - net.h0[j]).astype(np.float64), deg) * net.rt_val[e]
             yq += np.bincount(rb * net.n_out + net.rt_out[e], weights=delta,
@@ -424,10 +424,7 @@ class BlockCheck:
     def _interval(self, s, hi, yq, cb, co, changed) -> np.ndarray:
         """True where the interval bound with Q's neuron states does not settle the pair."""
         net, t = self.net, self.threshold
-        deg = net.r_off[co + 1] - net.r_off[co]
-        e = _expand(net.r_off[co], deg)
-        pb = np.repeat(np.arange(len(cb)), deg)
-        j, w = net.r_nei[e], net.r_val[e]
+        pb, j, w = net.readout_entries(co)
         bj = cb[pb]
         sj = s[bj, j]
         hqj = np.clip(sj, 0, None)
@@ -444,10 +441,7 @@ class BlockCheck:
     def _linear(self, s, hi, lo, q, yq, cb, co, width):
         """(settled mask, operand triples) for pairs whose neurons are all active on the block."""
         net, t, lin = self.net, self.threshold, self.net.linear
-        deg = net.r_off[co + 1] - net.r_off[co]
-        e = _expand(net.r_off[co], deg)
-        pb = np.repeat(np.arange(len(cb)), deg)
-        j = net.r_nei[e]
+        pb, j, _ = net.readout_entries(co)
         sj = s[cb[pb], j]
         inactive = (sj < 0) | (sj + np.minimum(net.pmin[hi[cb[pb]], j], 0) < 0)
         ok = lin.has[co] & (np.bincount(pb, weights=inactive, minlength=len(cb)) == 0)
@@ -463,7 +457,7 @@ class BlockCheck:
         ok[idx[~settled]] = False
         b, o = b[settled], o[settled]
         n_sup = lin.sup_off[o + 1] - lin.sup_off[o]
-        feat = lin.sup_feat[_expand(lin.sup_off[o], n_sup)]
+        feat = lin.sup_feat[csr.concat_ranges(lin.sup_off[o], n_sup)]
         tb, to = np.repeat(b, n_sup), np.repeat(o, n_sup)
         inside = (feat >= lo[tb]) & (feat < hi[tb])
         return ok, (tb[inside], feat[inside], to[inside])
@@ -477,16 +471,14 @@ class BlockCheck:
         net, m = self.net, self.net.m
         if len(cb) == 0:
             return _no_triples()
-        deg = net.r_off[co + 1] - net.r_off[co]
-        e = _expand(net.r_off[co], deg)
-        pp, j = np.repeat(np.arange(len(cb)), deg), net.r_nei[e]
+        pp, j, _ = net.readout_entries(co)
         start = np.searchsorted(net.w_key, j * m + lo[cb[pp]])
         stop = np.searchsorted(net.w_key, j * m + hi[cb[pp]])
         span = hi[cb] - lo[cb]
         sparse = np.bincount(pp, weights=stop - start, minlength=len(cb)) < span / 2
         dense = np.flatnonzero(~sparse)
         dense_p = np.repeat(dense, span[dense])
-        dense_c = lo[cb[dense_p]] + _expand(np.zeros(len(dense), np.int64), span[dense])
+        dense_c = lo[cb[dense_p]] + csr.concat_ranges(np.zeros(len(dense), np.int64), span[dense])
         keep = sparse[pp]
         p_of, c_at = self._moving_inputs(s, lo, hi, yq, cb, co, blk_of, c_of, ref, sparse,
                                          pp[keep], j[keep], start[keep], stop[keep])
@@ -496,8 +488,8 @@ class BlockCheck:
     def _moving_inputs(self, s, lo, hi, yq, cb, co, blk_of, c_of, ref, sparse, pp, j, start,
                        stop):
         """(pair, c) of the sparse pairs' inputs that need an evaluation."""
-        net, t, m = self.net, self.threshold, self.net.m
-        idx = _expand(start, stop - start)
+        net, m = self.net, self.net.m
+        idx = csr.concat_ranges(start, stop - start)
         pe, je = np.repeat(pp, stop - start), np.repeat(j, stop - start)
         c = net.w_key[idx] - je * m
         sj = s[cb[pe], je]
@@ -521,16 +513,14 @@ class BlockCheck:
         c_at = lo[cb[p_of]] + off
         rest = (hi[cb] - lo[cb]) - np.bincount(p_of, minlength=len(cb))
         y, spec = yq[cb, co], self.spec_base[co]
-        check = sparse & (rest > 0) & (spec != DONT_CARE)
-        if check.any():
-            marg = np.where(spec == 1, y - t, t - y)[check]
-            self.min_margin = min(self.min_margin, float(marg.min()))
-        bad = np.flatnonzero(check & ((y > t) != (spec == 1)))
+        check = sparse & (rest > 0)
+        bad = np.flatnonzero(self._compare(spec[check], y[check]))
+        bad = np.flatnonzero(check)[bad]
         if len(bad):      # evaluate every input of those pairs
             seen[rows_of[bad]] = False
             n_all = hi[cb[bad]] - lo[cb[bad]]
             extra_p = np.repeat(bad, n_all)
-            extra_c = lo[cb[extra_p]] + _expand(np.zeros(len(bad), np.int64), n_all)
+            extra_c = lo[cb[extra_p]] + csr.concat_ranges(np.zeros(len(bad), np.int64), n_all)
             keep = ~np.isin(p_of, bad)
             p_of = np.concatenate([p_of[keep], extra_p])
             c_at = np.concatenate([c_at[keep], extra_c])
@@ -548,28 +538,29 @@ class BlockCheck:
 
     def _evaluate(self, s, q, in_off, lo, tb, tc, to, change_key, change_val) -> None:
         """Exact values of the triples (block, c, output), compared with the specification."""
-        net, t = self.net, self.threshold
+        net = self.net
         if len(tb) == 0:
             return
         self.stats.evaluations += len(tb)
         step = max(1, (1 << 22) // max(int(np.diff(net.r_off).max(initial=1)), 1))
         for a in range(0, len(tb), step):
             b, c, o = tb[a:a + step], tc[a:a + step], to[a:a + step]
-            deg = net.r_off[o + 1] - net.r_off[o]
-            e = _expand(net.r_off[o], deg)
-            pt = np.repeat(np.arange(len(b)), deg)
-            j = net.r_nei[e]
+            pt, j, w = net.readout_entries(o)
             h = np.clip(s[b[pt], j] + net.wt[c[pt], j], 0, None)
-            y = net.r_bias[o] + np.bincount(pt, weights=net.r_val[e] * h, minlength=len(b))
+            y = net.r_bias[o] + np.bincount(pt, weights=w * h, minlength=len(b))
             row = in_off[b] + c - lo[b]
             spec = lookup_sorted(change_key, change_val, row * net.n_out + o, self.spec_base[o])
-            cared = spec != DONT_CARE
-            if cared.any():
-                marg = np.where(spec == 1, y - t, t - y)[cared]
-                self.min_margin = min(self.min_margin, float(marg.min()))
-            wrong = cared & ((y > t) != (spec == 1))
+            wrong = self._compare(spec, y)
             if wrong.any():
                 self._failures(q, b[wrong], c[wrong], o[wrong], y[wrong], row[wrong])
+
+    def _compare(self, spec: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """Wrong mask of exact values; the smallest cared margin joins min_margin."""
+        cared = spec != DONT_CARE
+        if cared.any():
+            self.min_margin = min(self.min_margin,
+                                  float(margins(spec, y, self.threshold)[cared].min()))
+        return is_wrong(spec, y, self.threshold)
 
     def _failures(self, q, b, c, o, y, row) -> None:
         rows, first = np.unique(row, return_index=True)
@@ -598,33 +589,6 @@ class BlockCheck:
         self.inputs += n
         self.outputs += n * self.base_cared + int((vals != DONT_CARE).sum()
                                                   - self.cared_base[outs].sum())
-
-
-def _expand(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-    """Concatenated ranges [starts_i, starts_i + lengths_i)."""
-    total = int(lengths.sum())
-    if total == 0:
-        return np.zeros(0, dtype=np.int64)
-    ends = np.cumsum(lengths)
-    return np.repeat(starts - (ends - lengths), lengths) + np.arange(total)
-
-
-def lookup_sorted(keys: np.ndarray, values: np.ndarray, want: np.ndarray, default: np.ndarray):
-    """values at `want` in the sorted `keys`, else `default`."""
-    out = np.array(default, copy=True)
-    if len(keys) and len(want):
-        pos = np.minimum(np.searchsorted(keys, want), len(keys) - 1)
-        hit = keys[pos] == want
-        out[hit] = values[pos[hit]]
-    return out
-
-
-def contains_sorted(sorted_keys: np.ndarray, query: np.ndarray) -> np.ndarray:
-    """bool per query: present in sorted_keys."""
-    if len(sorted_keys) == 0:
-        return np.zeros(len(query), dtype=bool)
-    pos = np.minimum(np.searchsorted(sorted_keys, query), len(sorted_keys) - 1)
-    return sorted_keys[pos] == query
 
 
 def _no_triples():

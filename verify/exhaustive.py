@@ -26,24 +26,10 @@ import torch
 from dsl.domain import verification_domain
 from dsl.semantics import DONT_CARE, evaluate_active
 
-from .block_check import contains_sorted as _contains, lookup_sorted
+from .compare import MARGIN_FLOOR, contains_sorted as _contains, is_wrong, lookup_sorted, margins  # noqa: F401
 from .progress import progress_bar
 
 DEFAULT_BATCH = 1 << 16
-MARGIN_FLOOR = 0.5  # margins above this are reported as a bound (pruning keeps the rest)
-
-
-def margins(spec: np.ndarray, y: np.ndarray, threshold: float) -> np.ndarray:
-    """Signed distance to the threshold on the correct side (<= 0 wrong for spec 1, < 0 for 0).
-
-    An output decodes to 1 when y > threshold, so spec 1 needs y - t > 0 and spec 0 needs
-    t - y >= 0.
-    """
-    return np.where(spec == 1, y - threshold, threshold - y)
-
-
-def is_wrong(spec: np.ndarray, y: np.ndarray, threshold: float) -> np.ndarray:
-    return (spec != DONT_CARE) & ((y > threshold) != (spec == 1))
 
 
 class ExhaustiveCheck:
@@ -236,9 +222,9 @@ def _verify_blocks(circuit, module, net, domain, shard, max_counterexamples, pro
     max_blocks = max(1, min((1 << 22) // max(net.n_out, 1), (1 << 20) // max(net.m, 1)))
     with progress_bar(stop_rank - start_rank, "inputs", enabled=progress) as bar:
         if start_rank == 0 and stop_rank > 0:
-            check.check_empty_input(width)
+            check.check_empty_input()
             bar.update(1)
-        for _, q, lo, hi in domain_blocks(domain, start_rank, stop_rank, max_blocks):
+        for q, lo, hi in domain_blocks(domain, start_rank, stop_rank, max_blocks):
             bar.update(check.check_blocks(q, lo, hi, width))
     best = check.min_margin
     exact = best <= MARGIN_FLOOR or math.isinf(best)
