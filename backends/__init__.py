@@ -7,9 +7,10 @@
     save(net, "model.safetensors"); net2 = load("model.safetensors")
 """
 
+from .modules import to_module
 from .serialize import ModelFileError, load, save
-from .torch_module import SupModule, default_device, to_module
+from .torch_module import ModuleLayer, SupModule, default_device
 from .tree_module import ConditionalModule
 
-__all__ = ["ConditionalModule", "ModelFileError", "SupModule", "default_device", "load", "save",
-           "to_module"]
+__all__ = ["ConditionalModule", "ModelFileError", "ModuleLayer", "SupModule", "default_device",
+           "load", "save", "to_module"]

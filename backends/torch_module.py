@@ -16,13 +16,14 @@ Large batches are cut into chunks so that one chunk's widest activation stays be
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
 from typing import Optional
 
 import numpy as np
 import torch
 from torch import nn
 
-from compiler.network import Network
+from compiler.network import Layer, Network
 
 from .delta import DeltaForward, DeltaResult
 
@@ -31,10 +32,35 @@ DELTA_WIDTH = 1 << 14  # layers wider than this make forward_active event-driven
 
 
 def default_device() -> torch.device:
+    """CUDA when available, else the CPU."""
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+@dataclass(frozen=True)
+class ModuleLayer:
+    """One layer exactly as a module computes it: y = W h + b (then ReLU when `relu`), with W in
+    COO form (`rows`, `cols`, `vals`) and `bias`, as tensors on the module's device in its dtype."""
+    n_in: int
+    n_out: int
+    relu: bool
+    rows: torch.Tensor
+    cols: torch.Tensor
+    vals: torch.Tensor
+    bias: torch.Tensor
+
+    def numpy(self) -> Layer:
+        """The same layer as a float64 numpy `compiler.network.Layer` (the values the module
+        holds in its dtype, converted exactly)."""
+        get = lambda t: t.detach().cpu()  # noqa: E731
+        return Layer(self.n_in, self.n_out, get(self.rows).numpy(), get(self.cols).numpy(),
+                     get(self.vals).double().numpy(), get(self.bias).double().numpy(), self.relu)
+
+
 class SupModule(nn.Module):
+    """A layered network (any target whose network is a `compiler.network.Network`) as a torch
+    module: `forward` on 0/1 feature rows, `forward_active` on lists of active features,
+    `forward_delta` event-driven, `layers()` for verifiers, `decide` for output bits."""
+
     def __init__(self, net: Network, dtype: torch.dtype = torch.float32,
                  device: Optional[torch.device | str] = None, max_cells: int = 1 << 24):
         super().__init__()
@@ -60,11 +86,20 @@ class SupModule(nn.Module):
 
     @property
     def device(self) -> torch.device:
+        """Where the weights are."""
         return self.input_map.device
 
     @property
     def dtype(self) -> torch.dtype:
+        """The float type the module computes in."""
         return self.bias0.dtype
+
+    def layers(self) -> list[ModuleLayer]:
+        """Every layer as this module computes it (on its device, in its dtype), input first,
+        read-out last: the one way verifiers read a module's weights."""
+        return [ModuleLayer(n_in, n_out, relu, *(getattr(self, f"{name}{i}")
+                                                 for name in ("rows", "cols", "vals", "bias")))
+                for i, (n_out, n_in, relu) in enumerate(self.shapes)]
 
     def _weight(self, i: int):
         """Layer i's weights as a dense [out, in] tensor or a sparse CSR tensor (cached)."""
@@ -96,14 +131,15 @@ class SupModule(nn.Module):
         return self._compiled["csc"]
 
     # ------------------------------------------------------------ forward
-    def _layer_pre(self, i: int, h: torch.Tensor) -> torch.Tensor:
+    def pre_activation(self, i: int, h: torch.Tensor) -> torch.Tensor:
+        """Layer i's pre-activation W h + b for a batch h [B, n_in], as `forward` computes it."""
         w = self._weight(i)
         if w.layout == torch.strided:
             return torch.addmm(getattr(self, f"bias{i}"), h, w.t())
         return torch.sparse.mm(w, h.t()).t() + getattr(self, f"bias{i}")
 
     def _layer(self, i: int, h: torch.Tensor) -> torch.Tensor:
-        out = self._layer_pre(i, h)
+        out = self.pre_activation(i, h)
         return torch.relu(out) if self.shapes[i][2] else out
 
     def _rest(self, h: torch.Tensor, start: int) -> torch.Tensor:
@@ -169,6 +205,22 @@ class SupModule(nn.Module):
         return torch.cat(outs) if outs else torch.zeros(0, self.shapes[-1][0], dtype=self.dtype,
                                                         device=self.device)
 
+    def readout_input(self, active: torch.Tensor) -> torch.Tensor:
+        """The activations the read-out reads [B, width] for padded active-feature lists
+        [B, K]: the last hidden layer's output (the 0/1 input columns for a network with no
+        hidden layer)."""
+        active = self._as_active(active)
+        if len(self.shapes) == 1:
+            h = torch.zeros(active.shape[0], self.shapes[0][1], dtype=self.dtype,
+                            device=self.device)
+            rows, slot = torch.nonzero(active >= 0, as_tuple=True)
+            h[rows, self.input_map[active[rows, slot]]] = 1
+            return h
+        h = self._first_layer_active(active)
+        for i in range(1, len(self.shapes) - 1):
+            h = self._layer(i, h)
+        return h
+
     def _first_layer_active(self, active: torch.Tensor) -> torch.Tensor:
         n_out, n_in, relu = self.shapes[0]
         b_idx, slot = torch.nonzero(active >= 0, as_tuple=True)
@@ -192,16 +244,8 @@ class SupModule(nn.Module):
         return torch.relu(out) if relu else out
 
     def decide(self, values: torch.Tensor) -> torch.Tensor:
+        """Output bits: read-out values above the threshold."""
         return values > self.threshold
-
-
-def to_module(net, **kwargs):
-    """The torch module of a compiled network: a SupModule, or a ConditionalModule
-    (backends/tree_module.py) for a conditional network."""
-    if getattr(net, "target", None) == "conditional":
-        from .tree_module import ConditionalModule
-        return ConditionalModule(net, **kwargs)
-    return SupModule(net, **kwargs)
 
 
 def _pad(rows) -> np.ndarray:

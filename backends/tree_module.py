@@ -39,7 +39,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .delta import DeltaResult, _expand, _single_thread
+from .delta import DeltaResult, expand_slices, single_thread
 
 MAX_PAIRS = 1 << 20      # (input, tree) pairs, or output entries, walked per chunk
 DENSE_BITMAP = 1 << 24   # inputs x features of a chunk below which active sets are a bitmap
@@ -175,7 +175,7 @@ class ConditionalModule(nn.Module):
         """Read-out values [B, n_out] for padded active-feature lists [B, w] (-1 = none)."""
         active = self._as_active(active)
         y = self.baseline().expand(active.shape[0], -1).clone()
-        with _single_thread(self.device):
+        with single_thread(self.device):
             for lo, hi in self._chunks(active):
                 s, out, val = self._changes(active[lo:hi])
                 y[s + lo, out] = val
@@ -191,7 +191,7 @@ class ConditionalModule(nn.Module):
         active = self._as_active(active)
         n_out, base = max(self.n_outputs, 1), self.baseline()
         parts = []
-        with _single_thread(self.device):
+        with single_thread(self.device):
             for lo, hi in self._chunks(active):
                 s, out, val = self._changes(active[lo:hi])
                 parts.append(((s + lo) * n_out + out, val))
@@ -215,7 +215,7 @@ class ConditionalModule(nn.Module):
         """Read-out [n_out] of the all-zero input (every tree walked once; cached)."""
         if "base" not in self._cache:
             y = torch.zeros(self.n_outputs, dtype=self.dtype, device=self.device)
-            with _single_thread(self.device), torch.no_grad():
+            with single_thread(self.device), torch.no_grad():
                 for lo in range(0, self.n_trees, self.max_pairs):
                     tree = torch.arange(lo, min(lo + self.max_pairs, self.n_trees),
                                         device=self.device)
@@ -270,11 +270,11 @@ class ConditionalModule(nn.Module):
         if live.numel():
             raise RuntimeError("the walk did not reach a leaf (the forest is not a tree)")
         # every output of the tree: 0, then the leaf's entries
-        which, pos = _expand(self.to_ptr, tree)
+        which, pos = expand_slices(self.to_ptr, tree)
         out_s, out_o = sample[which], self.to_output[pos]
         y_keys = out_s * max(self.n_outputs, 1) + out_o
         leaf = -1 - code
-        which, entry = _expand(self.leaf_offsets, leaf)
+        which, entry = expand_slices(self.leaf_offsets, leaf)
         e_sample = sample[which]
         e_val = ctx.affine("e", self.entry_const, entry, e_sample)
         e_keys = e_sample * max(self.n_outputs, 1) + self.entry_output[entry]
@@ -325,7 +325,7 @@ class _Inputs:
         """bias[rows] + w_row . v(sample) for the gates ('g') or leaf entries ('e') `rows`."""
         mod = self.module
         value = bias[rows].clone()
-        which, pos = _expand(getattr(mod, f"{prefix}_reg_ptr"), rows)
+        which, pos = expand_slices(getattr(mod, f"{prefix}_reg_ptr"), rows)
         if len(pos):
             reg_vals = self.registers(sample[which], getattr(mod, f"{prefix}_reg_col")[pos])
             value.index_add_(0, which, reg_vals * getattr(mod, f"{prefix}_reg_val")[pos])

@@ -36,7 +36,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 import dsl  # noqa: E402
-from compiler.codes import (certify, coherence, one_per_output, search_coded,  # noqa: E402
+from compiler.superposed.codes import (certify, coherence, one_per_output, search_coded,  # noqa: E402
                             sign_code)
 from compiler.superposed import SuperposedOptions, superposable  # noqa: E402
 from dsl.domain import SparseDomain  # noqa: E402
@@ -75,14 +75,14 @@ def smallest_dim(spec, start: int = 16) -> tuple[int, int]:
 
 def linear_shortcut(circuit, spec, ic, oc):
     """The neuron-free network: v -> O P E^T v -> O^T (threshold 0.5)."""
-    from compiler.codes import _dense_layer
-    from compiler.dense import input_families, output_families
+    from compiler.network import Layer
+    from compiler.network import input_families, output_families
     from compiler.network import Network
     perm = np.zeros((spec.n_outputs, spec.m))
     perm[np.arange(spec.n_outputs), spec.f_features] = 1.0
-    layers = [_dense_layer(ic, np.zeros(ic.shape[0]), False),
-              _dense_layer(oc @ perm @ ic.T, np.zeros(oc.shape[0]), False),
-              _dense_layer(oc.T, np.zeros(spec.n_outputs), False)]
+    layers = [Layer.from_dense(ic, np.zeros(ic.shape[0]), False),
+              Layer.from_dense(oc @ perm @ ic.T, np.zeros(oc.shape[0]), False),
+              Layer.from_dense(oc.T, np.zeros(spec.n_outputs), False)]
     net = Network("superposed", spec.m, layers, np.arange(spec.m),
                   output_families=output_families(circuit), input_families=input_families(circuit),
                   sparsity=circuit.sparsity, circuit_name=circuit.name)
@@ -122,8 +122,8 @@ def row(e: int, k: int, verify_cost: float) -> dict:
            "lower_neurons": math.sqrt(m * math.log2(m)), "domain": SparseDomain(m, k).size}
     macs = 2 * dim * m + 2 * dim * a.n
     if out["domain"] * macs <= verify_cost:
-        from compiler.codes import build_network
-        from compiler.dense import input_families, output_families
+        from compiler.superposed.codes import build_network
+        from compiler.network import input_families, output_families
         net = build_network(circuit, spec, a, cert, weights, ic, oc, 0)
         net.output_families, net.input_families = output_families(circuit), input_families(circuit)
         out["exhaustive"] = exhaustive(circuit, net)

@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import dsl  # noqa: E402
 from compiler.accounting import ops_per_input  # noqa: E402
 from compiler.dense import compile_dense  # noqa: E402
-from compiler.synthesis import synthesize_circuit  # noqa: E402
+from compiler.conditional.synthesis import synthesize_circuit  # noqa: E402
 from dsl.domain import SparseDomain  # noqa: E402
 from dsl.semantics import evaluate_active  # noqa: E402
 

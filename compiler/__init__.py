@@ -4,47 +4,50 @@
     net = compile_circuit(circuit, target="dense")
     account(net)["neurons"]
 
-Targets: `dense` (compiler/dense.py), `superposed` (compiler/superposed.py, channels.py),
-`conditional` (compiler/conditional.py: trees of neurons, compiler/tree.py; tables in
-tree_tables.py, everything else synthesised from the dense network in synthesis.py). The layered
-network representation is compiler/network.py.
+Every target implements `compiler.target.Target` and is registered in `TARGETS`: `dense`
+(compiler/dense/), `superposed` (compiler/superposed/), `conditional` (compiler/conditional/).
+The shared layered representation and the one way to build and stack layers is
+compiler/network.py; the accounting of layered networks is compiler/accounting.py. See
+docs/architecture.md.
 """
 
 from __future__ import annotations
 
-from .accounting import account, format_accounting
-from .dense import compile_dense
-from .network import Layer, Network
-
-TARGETS = ("dense", "superposed", "conditional")
-
-
-class TargetUnavailable(Exception):
-    """The requested target is not implemented (yet)."""
-
-
-def compile_circuit(circuit, target: str = "dense", **options) -> Network:
-    if target == "dense":
-        return compile_dense(circuit)
-    if target == "superposed":
-        from .superposed import SuperposedOptions, compile_superposed
-        progress = options.pop("progress", None)
-        return compile_superposed(circuit, SuperposedOptions(**options), progress=progress)
-    if target == "conditional":
-        from .conditional import ConditionalOptions, compile_conditional
-        from .synthesis import SynthesisTooLarge
-        options.pop("progress", None)
-        try:
-            return compile_conditional(circuit, ConditionalOptions(**options))
-        except SynthesisTooLarge as exc:
-            hint = ("raise it with --max-domain, or compile with --target dense"
-                    if exc.domain_limit else "a memory bound; compile with --target dense")
-            raise TargetUnavailable(f"conditional target: {exc} ({hint})") from None
-    if target in TARGETS:
-        raise TargetUnavailable(f"the '{target}' target is not available in this version; "
-                                "use --target dense")
-    raise TargetUnavailable(f"unknown target '{target}' (choose from {', '.join(TARGETS)})")
+# each target subpackage registers its target; the order is the order users see
+from . import dense  # noqa: F401, I001
+from . import superposed  # noqa: F401
+from . import conditional  # noqa: F401
+from .accounting import Accounting, format_accounting
+from .network import CompiledNetwork, Layer, Network
+from .target import (METHODS, TARGETS, CompileNotes, OptionError, Target, TargetUnavailable,
+                     register, unregister)
 
 
-__all__ = ["Layer", "Network", "TARGETS", "TargetUnavailable", "account", "compile_circuit",
-           "format_accounting"]
+def compile_circuit(circuit, target: str = "dense", progress=None, **options) -> CompiledNetwork:
+    """Compile `circuit` (a dsl Circuit) with the target called `target`.
+
+    Args:
+        circuit: the circuit (from `dsl.load` / `dsl.loads`).
+        target: a name in TARGETS ("dense", "superposed", "conditional", or a registered one).
+        progress: optional callable receiving the search's step dicts (superposed).
+        **options: the target's options (see its `options_type`); None means the default.
+    Returns:
+        The compiled network (`Network`, or `ConditionalNetwork` for trees).
+    Raises:
+        TargetUnavailable: unknown target, or the circuit cannot be compiled by it (a
+            `CodeError` when codes cannot be exact is one).
+        OptionError: an option the target does not take, or a value it cannot use.
+    """
+    chosen = TARGETS.get_target(target)
+    return chosen.compile(circuit, chosen.make_options(**options), progress=progress)
+
+
+def account(net) -> Accounting:
+    """Exact accounting of a compiled network, by its target (read as `info["neurons"]` or
+    `info.neurons`; `info.to_json()` is the JSON form)."""
+    return TARGETS.get_target(net.target).account(net)
+
+
+__all__ = ["Accounting", "CompileNotes", "CompiledNetwork", "Layer", "METHODS", "Network",
+           "OptionError", "TARGETS", "Target", "TargetUnavailable", "account", "compile_circuit",
+           "format_accounting", "register", "unregister"]

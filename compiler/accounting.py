@@ -23,11 +23,58 @@ O(sqrt(m') log2 m') neurons and O(m' log2^2 m') parameters (pairwise AND), naive
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 from typing import Optional
 
 import numpy as np
 
-from .network import Network
+from .network import ROLE_NAMES, Network
+
+
+@dataclass(frozen=True)
+class Accounting:
+    """The exact resource accounting of one network (fields as in the module docstring);
+    `codes` (coded superposed networks) and `conditional` (trees) are target extras. Read it
+    as attributes or, like the JSON it becomes, by key (`info["neurons"]`)."""
+    target: str
+    inputs: int
+    outputs: int
+    neurons: int
+    neurons_per_layer: list
+    neurons_by_role: dict
+    layers: int
+    params_nonzero: int
+    params_dense: int
+    ops_per_input_max: int
+    ops_per_input_mean: float
+    max_weight: float
+    bounds: dict
+    codes: Optional[dict] = None
+    conditional: Optional[dict] = None
+    extra: dict = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        """The JSON object `sup compile --json` prints (extras only when present)."""
+        out = {k: getattr(self, k) for k in ("target", "inputs", "outputs", "neurons",
+                                             "neurons_per_layer", "neurons_by_role", "layers",
+                                             "params_nonzero", "params_dense",
+                                             "ops_per_input_max", "ops_per_input_mean",
+                                             "max_weight", "bounds")}
+        for key in ("codes", "conditional"):
+            if getattr(self, key) is not None:
+                out[key] = getattr(self, key)
+        out.update(self.extra)
+        return out
+
+    def __getitem__(self, key: str):
+        return self.to_json()[key]
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.to_json()
+
+    def get(self, key: str, default=None):
+        """Like dict.get on the JSON form."""
+        return self.to_json().get(key, default)
 
 
 def expected_active(m: int, k: Optional[int]) -> float:
@@ -73,14 +120,10 @@ def bounds(m_out: int, neurons: int, params: int) -> dict:
     }
 
 
-def account(net: Network) -> dict:
-    if net.target == "conditional":
-        return account_conditional(net)
-    if net.meta.get("codes"):
-        from .codes import code_layers
-        fixed = code_layers(net)      # encoder / decoder: fixed codes, reported apart
-    else:
-        fixed = set()
+def layered_accounting(net: Network) -> Accounting:
+    """Accounting of a layered network (dense, superposed, and any layered target). A coded
+    network's fixed encoder / decoder layers (`code_layers`) are reported under `codes`."""
+    fixed = code_layers(net)
     compute = [layer for i, layer in enumerate(net.layers) if i not in fixed]
     per_layer = [layer.n_out for layer in compute[:-1] if layer.relu]
     neurons = int(sum(per_layer))
@@ -92,31 +135,38 @@ def account(net: Network) -> dict:
     roles = {}
     for layer in net.hidden:
         if layer.role is not None:
-            from .network import ROLE_NAMES
             for code, count in zip(*np.unique(layer.role, return_counts=True)):
                 name = ROLE_NAMES.get(int(code), str(code))
                 roles[name] = roles.get(name, 0) + int(count)
-    return {
-        "target": net.target,
-        "inputs": net.n_inputs,
-        "outputs": net.n_outputs,
-        "neurons": neurons,
-        "neurons_per_layer": per_layer,
-        "neurons_by_role": roles,
-        "layers": len(compute),
-        "params_nonzero": int(params_nonzero),
-        "params_dense": int(params_dense),
-        "ops_per_input_max": int(max_ops),
-        "ops_per_input_mean": round(mean_ops, 3),
-        "max_weight": float(max(weights, default=0.0)),
-        "bounds": bounds(net.n_outputs, neurons, int(params_nonzero)),
-        **({"codes": _codes(net)} if fixed else {}),
-    }
+    return Accounting(
+        target=net.target, inputs=net.n_inputs, outputs=net.n_outputs, neurons=neurons,
+        neurons_per_layer=per_layer, neurons_by_role=roles, layers=len(compute),
+        params_nonzero=int(params_nonzero), params_dense=int(params_dense),
+        ops_per_input_max=int(max_ops), ops_per_input_mean=round(mean_ops, 3),
+        max_weight=float(max(weights, default=0.0)),
+        bounds=bounds(net.n_outputs, neurons, int(params_nonzero)),
+        codes=code_accounting(net) if fixed else None)
 
 
-def _codes(net) -> dict:
-    from .codes import code_accounting
-    return code_accounting(net)
+def code_layers(net) -> set:
+    """Indices of the fixed encoder / decoder layers of a coded network (not computation)."""
+    codes = net.meta.get("codes") or {}
+    return {int(c["layer"]) for c in (codes.get("input"), codes.get("output")) if c}
+
+
+def code_accounting(net) -> dict:
+    """The codes, reported apart from the computation: widths, parameters, coherence."""
+    codes = net.meta.get("codes") or {}
+    out = {}
+    for name in ("input", "output"):
+        c = codes.get(name)
+        if c:
+            layer = net.layers[int(c["layer"])]
+            out[name] = {"dim": c["dim"], "params": int(layer.nnz), "coherence": c["coherence"],
+                         "seed_stream": c["stream"], "kind": c["kind"]}
+    if "certificate" in codes:
+        out["certificate"] = codes["certificate"]
+    return out
 
 
 def _coded_ops(net, compute) -> tuple[int, float]:
@@ -126,47 +176,6 @@ def _coded_ops(net, compute) -> tuple[int, float]:
     ops = sum(layer.nnz + layer.n_out for layer in compute)
     ops += sum(layer.n_out for layer in compute[:-1] if layer.relu) + net.n_outputs
     return int(ops), float(ops)
-
-
-def account_conditional(net) -> dict:
-    """Accounting of a ConditionalNetwork (compiler/conditional.py), Koyuncu's measure.
-
-    neurons = gates (one neuron each, evaluated only on the path taken); ops per input count
-    the additions, multiplications and comparisons on the path actually taken (compiler/tree.py
-    `walk`): max is a bound over every input of the domain, mean is measured over the domain
-    (or a uniform sample of it, see `conditional.ops_mean_over`)."""
-    f, meta = net.forest, net.meta
-    m, K = f.n_inputs, f.n_registers
-    tree_outputs = np.bincount(f.output_tree[f.output_tree >= 0], minlength=f.n_trees)
-    with_terms = int((np.diff(f.entry_offsets) > 0).sum())
-    params_dense = (f.n_gates * (m + K + 1) + K * (m + 1)
-                    + int(tree_outputs[f.leaf_tree].sum()) + with_terms * (m + K))
-    params = f.params()
-    depth = f.depth()
-    weights = [np.abs(a).max(initial=0.0) for a in (f.reg_vals, f.reg_bias, f.gate_vals,
-                                                    f.gate_bias, f.entry_const, f.term_vals)]
-    ops_max = meta.get("ops_max", f.max_ops(net.sparsity))
-    conditional = {k: meta[k] for k in ("ops_mean_over", "domain_size", "log2_n", "unconditional_ops_max",
-                                        "unconditional_ops_mean", "ops_max_seen", "tables",
-                                        "table_trees", "synthesized_trees") if k in meta}
-    conditional.update({"trees": f.n_trees, "gates": f.n_gates, "leaves": f.n_leaves,
-                        "registers": K, "depth": depth})
-    return {
-        "target": net.target,
-        "inputs": net.n_inputs,
-        "outputs": net.n_outputs,
-        "neurons": f.n_gates,
-        "neurons_per_layer": [],
-        "neurons_by_role": {"gate": f.n_gates},
-        "layers": depth + 1,
-        "params_nonzero": params,
-        "params_dense": int(params_dense),
-        "ops_per_input_max": int(ops_max),
-        "ops_per_input_mean": round(float(meta.get("ops_mean", float("nan"))), 3),
-        "max_weight": float(max(weights)),
-        "bounds": bounds(net.n_outputs, f.n_gates, params),
-        "conditional": conditional,
-    }
 
 
 def format_accounting(info: dict) -> str:

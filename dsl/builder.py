@@ -21,7 +21,8 @@ import networkx as nx
 import numpy as np
 
 from .gates import GateBuilder, add_reference_edges
-from .nodes import CONST, INPUT, OUTPUT, WIRE, Circuit
+from .nodes import (COLUMN, CONST, COUNT, DRIVERS, FIRST, INDEX, INPUT, KIND, LABEL, LINE, NAME,
+                    OUTPUT, SHAPE, WIRE, Circuit)
 
 
 class GraphBuilder:
@@ -44,8 +45,8 @@ class GraphBuilder:
         count = int(np.prod(shape, dtype=np.int64)) if shape else 1
         first = self.n_inputs
         key = f"input:{name}"
-        self.graph.add_node(key, kind=INPUT, label=name, name=name, shape=tuple(shape),
-                            first=first, count=count, line=line, column=column)
+        self.graph.add_node(key, **{KIND: INPUT, LABEL: name, NAME: name, SHAPE: tuple(shape),
+                                    FIRST: first, COUNT: count, LINE: line, COLUMN: column})
         self.inputs.append(key)
         self.signal_nodes.append(key)
         self.node_firsts.append(first)
@@ -54,8 +55,8 @@ class GraphBuilder:
 
     def finish_inputs(self) -> GateBuilder:
         """Add the constants 0 and 1 (ids m and m + 1) and start the gate builder."""
-        self.graph.add_node("const", kind=CONST, label="0/1", first=self.n_inputs, count=2,
-                            line=0, column=0)
+        self.graph.add_node("const", **{KIND: CONST, LABEL: "0/1", FIRST: self.n_inputs, COUNT: 2,
+                                        LINE: 0, COLUMN: 0})
         self.signal_nodes.append("const")
         self.node_firsts.append(self.n_inputs)
         self.gates = GateBuilder(self.graph, self.n_inputs, self.signal_nodes, self.node_firsts)
@@ -68,9 +69,10 @@ class GraphBuilder:
         index = np.asarray(index, dtype=np.int64)
         drivers = np.ascontiguousarray(drivers, dtype=np.int64)
         key = f"{node_kind}:{name}"
-        self.graph.add_node(key, kind=node_kind, label=name, name=name, index=index,
-                            drivers=drivers, count=len(drivers),
-                            shape=() if index.shape[1] == 0 else None, line=line, column=column)
+        self.graph.add_node(key, **{KIND: node_kind, LABEL: name, NAME: name, INDEX: index,
+                                    DRIVERS: drivers, COUNT: len(drivers),
+                                    SHAPE: () if index.shape[1] == 0 else None,
+                                    LINE: line, COLUMN: column})
         add_reference_edges(self.graph, self.signal_nodes, self.node_firsts, key, drivers)
         (self.outputs if node_kind == OUTPUT else self.wires).append(key)
         return key

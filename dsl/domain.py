@@ -33,6 +33,8 @@ from typing import Iterator
 
 import numpy as np
 
+from .nodes import DEFAULT_CARE, INPUT, INPUTS, KEYS, KIND, NAME, TABLE
+
 INT64_MAX = int(np.iinfo(np.int64).max)
 
 _SHARD_RE = re.compile(r"\s*([0-9]+)\s*/\s*([0-9]+)\s*")
@@ -438,20 +440,19 @@ def verification_domain(circuit):
     if found is None:
         return SparseDomain(circuit.n_inputs, circuit.sparsity)
     key, data = found
-    domain = RowDomain(circuit.n_inputs, data["inputs"], data["keys"], circuit.sparsity)
-    domain.table = data.get("name", key)
+    domain = RowDomain(circuit.n_inputs, data[INPUTS], data[KEYS], circuit.sparsity)
+    domain.table = data.get(NAME, key)
     return domain
 
 
 def _rows_only_table(circuit):
-    from .nodes import INPUT, TABLE
     graph, m = circuit.graph, circuit.n_inputs
-    tables = [k for k in circuit.signal_nodes if graph.nodes[k]["kind"] == TABLE]
+    tables = [k for k in circuit.signal_nodes if graph.nodes[k][KIND] == TABLE]
     candidates = []
     for key in tables:
         data = graph.nodes[key]
-        bits = np.asarray(data["inputs"], dtype=np.int64)
-        if (not data["default_care"].any() and len(bits) == m and len(bits) <= 64
+        bits = np.asarray(data[INPUTS], dtype=np.int64)
+        if (not data[DEFAULT_CARE].any() and len(bits) == m and len(bits) <= 64
                 and np.array_equal(np.sort(bits), np.arange(m))):
             candidates.append(key)
     if len(candidates) != 1 or not circuit.output_nodes:
@@ -463,13 +464,13 @@ def _rows_only_table(circuit):
         if node in seen:
             continue
         seen.add(node)
-        if graph.nodes[node]["kind"] == INPUT:
+        if graph.nodes[node][KIND] == INPUT:
             return None
         stack.extend(graph.predecessors(node))
     data = graph.nodes[table]
-    off_key = _key_off_table(data["keys"], len(data["inputs"]))
+    off_key = _key_off_table(data[KEYS], len(data[INPUTS]))
     if off_key is not None:
-        bits = np.asarray(data["inputs"], dtype=np.int64)
+        bits = np.asarray(data[INPUTS], dtype=np.int64)
         on = [int(b) for i, b in enumerate(bits) if (off_key >> i) & 1]
         from .semantics import DONT_CARE, evaluate_active
         row = np.array([on or [-1]], dtype=np.int64)

@@ -27,7 +27,8 @@ from .errors import SupError, error_at
 from .families import Family
 from .builder import GraphBuilder
 from .gates import GateBuilder, add_reference_edges
-from .nodes import OUTPUT, TABLE, WIRE, Circuit
+from .nodes import (CARE, COLUMN, COUNT, DEFAULT_CARE, DEFAULT_VALUES, FIRST, INPUTS, KEYS, KIND,
+                    LABEL, LINE, NAME, OUT_NAME, OUTPUT, TABLE, VALUES, WIRE, Circuit)
 from .values import Array, Cond, Context, Ints, Rows, Sigs, kind_name
 
 SIGNAL_FUNCTIONS = ("and", "or", "xor", "maj", "atleast", "atmost", "exactly", "ite")
@@ -283,10 +284,11 @@ class _Elaborator:
         first = self.builder.next_id
         self.builder.next_id += n_out
         key = f"table:{stmt.name}"
-        self.graph.add_node(key, kind=TABLE, label=stmt.name, name=stmt.name, out_name=stmt.out_name,
-                            first=first, count=n_out, inputs=inputs, keys=data.keys,
-                            values=data.values, care=data.care, default_values=data.default_values,
-                            default_care=data.default_care, line=stmt.line, column=stmt.column)
+        self.graph.add_node(key, **{
+            KIND: TABLE, LABEL: stmt.name, NAME: stmt.name, OUT_NAME: stmt.out_name,
+            FIRST: first, COUNT: n_out, INPUTS: inputs, KEYS: data.keys,
+            VALUES: data.values, CARE: data.care, DEFAULT_VALUES: data.default_values,
+            DEFAULT_CARE: data.default_care, LINE: stmt.line, COLUMN: stmt.column})
         add_reference_edges(self.graph, self.signal_nodes, self.node_firsts, key, inputs)
         self.signal_nodes.append(key)
         self.node_firsts.append(first)

@@ -13,29 +13,30 @@ from pathlib import Path
 import networkx as nx
 import numpy as np
 
-from .nodes import CONST, GATE, INPUT, OUTPUT, TABLE, WIRE, Circuit
+from .nodes import (CONST, COUNT, GATE, INPUT, K, KEYS, KIND, NAME, OP, OUT_NAME, OUTPUT, REFS, SHAPE,
+                    TABLE, WIRE, Circuit)
 
 SHAPES = {INPUT: "invtriangle", CONST: "plaintext", GATE: "box", TABLE: "box3d",
           WIRE: "ellipse", OUTPUT: "doublecircle"}
 
 
 def node_caption(data: dict) -> str:
-    kind, count = data["kind"], data.get("count", 1)
+    kind, count = data[KIND], data.get(COUNT, 1)
     if kind == INPUT:
-        shape = data["shape"]
-        return data["name"] + (f"[{', '.join(map(str, shape))}]" if shape else "")
+        shape = data[SHAPE]
+        return data[NAME] + (f"[{', '.join(map(str, shape))}]" if shape else "")
     if kind == CONST:
         return "0 / 1"
     if kind == GATE:
-        text = data["op"]
-        if data["k"] is not None and len(data["k"]):
-            ks = np.unique(data["k"])
+        text = data[OP]
+        if data[K] is not None and len(data[K]):
+            ks = np.unique(data[K])
             text += f" k={int(ks[0])}" if len(ks) == 1 else f" k={int(ks.min())}..{int(ks.max())}"
         return f"{text} x{count}" if count > 1 else text
     if kind == TABLE:
-        return f"table {data['name']}\\n{len(data['keys'])} rows -> {data['out_name']}[{count}]"
-    name = data["name"]
-    return f"{kind} {name}" + (f" x{count}" if data.get("shape") != () else "")
+        return f"table {data[NAME]}\\n{len(data[KEYS])} rows -> {data[OUT_NAME]}[{count}]"
+    name = data[NAME]
+    return f"{kind} {name}" + (f" x{count}" if data.get(SHAPE) != () else "")
 
 
 def to_dot(circuit: Circuit) -> str:
@@ -43,9 +44,9 @@ def to_dot(circuit: Circuit) -> str:
     ids = {key: f"n{i}" for i, key in enumerate(circuit.graph.nodes)}
     for key, data in circuit.graph.nodes(data=True):
         label = node_caption(data).replace('"', '\\"')
-        lines.append(f'  {ids[key]} [label="{label}", shape={SHAPES[data["kind"]]}];')
+        lines.append(f'  {ids[key]} [label="{label}", shape={SHAPES[data[KIND]]}];')
     for u, v, data in circuit.graph.edges(data=True):
-        refs = data.get("refs", 1)
+        refs = data.get(REFS, 1)
         label = f' [label="{refs}"]' if refs > 1 else ""
         lines.append(f"  {ids[u]} -> {ids[v]}{label};")
     lines.append("}")
@@ -75,7 +76,7 @@ def to_graphml_graph(circuit: Circuit, max_array: int = 100_000) -> nx.DiGraph:
             attrs["arrays_omitted"] = True
         out.add_node(key, **attrs)
     for u, v, data in circuit.graph.edges(data=True):
-        out.add_edge(u, v, refs=int(data.get("refs", 1)))
+        out.add_edge(u, v, **{REFS: int(data.get(REFS, 1))})
     return out
 
 

@@ -18,7 +18,8 @@ import numpy as np
 import networkx as nx
 
 from . import csr
-from .nodes import GATE, THRESHOLD_OPS
+from .nodes import (COLUMN, COUNT, FIRST, GATE, KIND, LABEL, LINE, OFFSETS, OP, OPERANDS, REFS,
+                    THRESHOLD_OPS, K)
 
 OP_CODES = {op: i + 1 for i, op in enumerate(("not", "and", "or", "xor", "atleast", "atmost",
                                               "exactly", "ite"))}
@@ -316,12 +317,12 @@ class GateBuilder:
         for node in np.unique(node_idx):
             data = self.graph.nodes[self.signal_nodes[node]]
             sel = np.flatnonzero(node_idx == node)
-            if data.get("op") != op:
+            if data.get(OP) != op:
                 continue
-            local = ids[sel] - data["first"]
-            same = csr.rows_equal(offsets, operands, rows[sel], data["offsets"], data["operands"], local)
+            local = ids[sel] - data[FIRST]
+            same = csr.rows_equal(offsets, operands, rows[sel], data[OFFSETS], data[OPERANDS], local)
             if k is not None:
-                same &= data["k"][local] == k[rows[sel]]
+                same &= data[K][local] == k[rows[sel]]
             ok[sel] = same
         return ok
 
@@ -332,9 +333,9 @@ class GateBuilder:
         self.next_id += count
         self._seq += 1
         key = f"g{self._seq}:{op}"
-        attrs = dict(kind=GATE, label=op, op=op, first=first, count=count, offsets=sub_off,
-                     operands=sub_ops, k=None if k is None else k[rows].copy(),
-                     line=self.pos[0], column=self.pos[1])
+        attrs = {KIND: GATE, LABEL: op, OP: op, FIRST: first, COUNT: count, OFFSETS: sub_off,
+                 OPERANDS: sub_ops, K: None if k is None else k[rows].copy(),
+                 LINE: self.pos[0], COLUMN: self.pos[1]}
         self.graph.add_node(key, **attrs)
         self._add_edges(key, sub_ops)
         self.signal_nodes.append(key)
@@ -371,7 +372,7 @@ def add_reference_edges(graph, signal_nodes, node_firsts, key, ids) -> None:
     producer = np.searchsorted(np.asarray(node_firsts), ids, side="right") - 1
     nodes, counts = np.unique(producer, return_counts=True)
     for node, count in zip(nodes.tolist(), counts.tolist()):
-        graph.add_edge(signal_nodes[node], key, refs=int(count))
+        graph.add_edge(signal_nodes[node], key, **{REFS: int(count)})
 
 
 def _threshold_holds(op: str, count, k):

@@ -15,59 +15,45 @@ Every scalar signal has a global integer id:
 
 Nodes
 -----
-Node keys are strings. Every node has:
+Node keys are strings. Each node kind and its key:
 
-    kind    one of INPUT, CONST, GATE, TABLE, WIRE, OUTPUT (module constants below)
-    label   short text for drawings
-    line, column   where in the source the node was defined (0 when not from source)
+    INPUT   `input:NAME`   a declared input family; its members are input features
+    CONST   `const`        the constants: first = m, count = 2; member 0 is 0, member 1 is 1
+    GATE    `g<seq>:<op>`  `count` gates of one operator, made by one operator of the source
+    TABLE   `table:NAME`   a lookup table whose `count` output bits are signals
+    WIRE    `wire:NAME`    a named family of signals, no ids of its own
+    OUTPUT  `output:NAME`  the same for an output family
 
-Signal-holding nodes (INPUT, CONST, GATE, TABLE) also have:
+The attribute names are the module constants below (KIND = "kind", FIRST = "first", ...),
+each with its meaning next to it; code reads `data[FIRST]`, never `data["first"]`.
 
-    first   first signal id of the node; the node holds ids first .. first + count - 1
-    count   number of signals (members) in the node
+    every node                   KIND, LABEL, LINE, COLUMN, COUNT
+    INPUT, CONST, GATE, TABLE    FIRST: they hold the signal ids first .. first + count - 1
+    INPUT                        NAME, SHAPE
+    GATE                         OP, OFFSETS, OPERANDS, K
+    TABLE                        NAME, OUT_NAME, INPUTS, KEYS, VALUES, CARE,
+                                 DEFAULT_VALUES, DEFAULT_CARE
+    WIRE, OUTPUT                 NAME, INDEX, DRIVERS, SHAPE
 
-INPUT  (key `input:NAME`)
-    name    the declared name
-    shape   () for a scalar input, (n,) for `x[n]`, (n1, n2) for `g[n1, n2]`
-CONST  (key `const`): first = m, count = 2; member 0 is constant 0, member 1 is constant 1.
-GATE   (key `g<seq>:<op>`): `count` gates of one operator, made by one operator of the source
-    op      one of OPS: 'not', 'and', 'or', 'xor', 'atleast', 'atmost', 'exactly', 'ite'
-    offsets int64 [count + 1]: gate j reads operands[offsets[j]:offsets[j + 1]]
-    operands int64 [nnz]: global signal ids. Sorted within a gate for every op but 'ite'
-            (whose three operands are condition, then-value, else-value, in that order).
-            Threshold gates are multisets: a repeated operand counts repeatedly.
-    k       int64 [count] for 'atleast' / 'atmost' / 'exactly' (gate j is 1 iff the number
-            of its operands equal to 1 is >= / <= / == k[j]); None for other ops.
-    Semantics: 'not' has one operand; 'and', 'or', 'xor' (parity) have two or more. The
-    language's maj(...) is stored as atleast(n // 2 + 1, ...). Gates are shared: the same op, k
-    and operands never make two gates. Constant operands never occur (they are folded).
-TABLE  (key `table:NAME`): a lookup table whose `count` output bits are signals
-    name, out_name  the table's name and its output family's name
-    inputs  int64 [w]: signal ids of the w input bits, in the order listed (bit i of a key)
-    keys    uint64 [R], sorted: row r matches when sum_i value(inputs[i]) << i == keys[r]
-    values  bool [R, count]: the row's output bits (False where don't care)
-    care    bool [R, count]: False where the row says '*'
-    default_values, default_care  bool [count]: the same for inputs matching no row
-WIRE / OUTPUT  (keys `wire:NAME`, `output:NAME`): a named family of signals, no ids of its own
-    name    the declared name
-    index   int64 [count, d]: the index tuple of each member (d = 0 for a scalar, one member)
-    drivers int64 [count]: the signal id of each member
-    shape   () for a scalar, else None (a family's index set is `index`, not a box)
+Gate semantics: 'not' has one operand; 'and', 'or', 'xor' (parity) have two or more. 'ite'
+reads condition, then-value, else-value, in that order; every other op's operands are sorted
+within a gate. Threshold gates ('atleast', 'atmost', 'exactly') are multisets: a repeated
+operand counts repeatedly, and gate j is 1 iff the number of its operands equal to 1 is
+>= / <= / == k[j]. The language's maj(...) is stored as atleast(n // 2 + 1, ...). Gates are
+shared: the same op, k and operands never make two gates. Constant operands never occur (they
+are folded).
 
 Edges
 -----
 An edge u -> v means some member of v reads some signal of u (an operand of a gate, an input
-bit of a table, a driver of a wire or output). Attribute:
-
-    refs    number of member-level references it stands for (operand slots, table inputs,
-            drivers)
+bit of a table, a driver of a wire or output). Its one attribute is REFS.
 
 Graph attributes
 ----------------
-    signal_names  optional dict {gate signal id: net name in the source file}, set by the
-            readers of standard formats (dsl/formats): the name a netlist gave the gate's
-            value (or `not_NAME` when only a negated net names it). Only for readability:
-            dsl/formats/to_sup.py names wires after it. Absent for circuits from .sup files.
+SIGNAL_NAMES, optional: set by the readers of standard formats (dsl/formats), it maps a gate's
+signal id to the name a netlist gave the gate's value (or `not_NAME` when only a negated net
+names it). Only for readability: dsl/formats/to_sup.py names wires after it. Absent for
+circuits from .sup files.
 """
 
 from __future__ import annotations
@@ -78,10 +64,59 @@ from typing import Optional
 import networkx as nx
 import numpy as np
 
+# ---- node kinds: the values of the KIND attribute
 INPUT, CONST, GATE, TABLE, WIRE, OUTPUT = "input", "const", "gate", "table", "wire", "output"
 OPS = ("not", "and", "or", "xor", "atleast", "atmost", "exactly", "ite")
 THRESHOLD_OPS = ("atleast", "atmost", "exactly")
 SIGNAL_KINDS = (INPUT, CONST, GATE, TABLE)
+
+# ---- node attributes of every node
+KIND = "kind"          # one of INPUT, CONST, GATE, TABLE, WIRE, OUTPUT
+LABEL = "label"        # short text for drawings
+LINE = "line"          # source line where the node was defined (0 when not from source)
+COLUMN = "column"      # source column where the node was defined (0 when not from source)
+COUNT = "count"        # number of members (signals, or named members of a WIRE / OUTPUT)
+
+# ---- signal-holding nodes (INPUT, CONST, GATE, TABLE)
+FIRST = "first"        # first signal id of the node; it holds ids first .. first + count - 1
+
+# ---- INPUT, TABLE, WIRE, OUTPUT
+NAME = "name"          # the declared name (of a TABLE: the table's own name)
+SHAPE = "shape"        # INPUT: (), (n,) for x[n], (n1, n2) for g[n1,n2]; WIRE/OUTPUT: () or None
+
+# ---- GATE
+OP = "op"              # the operator, one of OPS
+OFFSETS = "offsets"    # int64 [count + 1]: gate j reads operands[offsets[j]:offsets[j + 1]]
+OPERANDS = "operands"  # int64 [nnz]: global signal ids, sorted within a gate except for 'ite'
+K = "k"                # int64 [count]: k of 'atleast'/'atmost'/'exactly'; None for other ops
+
+# ---- TABLE
+OUT_NAME = "out_name"  # the name of the table's output family
+INPUTS = "inputs"      # int64 [w]: signal ids of the input bits, as listed (bit i of a key)
+KEYS = "keys"          # uint64 [R] sorted: row r matches iff sum_i value(inputs[i]) << i == keys[r]
+VALUES = "values"      # bool [R, count]: the row's output bits (False where don't care)
+CARE = "care"          # bool [R, count]: False where the row says '*'
+DEFAULT_VALUES = "default_values"  # bool [count]: VALUES for inputs matching no row
+DEFAULT_CARE = "default_care"      # bool [count]: CARE for inputs matching no row
+
+# ---- WIRE, OUTPUT (a named family of signals; SHAPE is () for a scalar, else None)
+INDEX = "index"        # int64 [count, d]: index tuple of each member (d = 0: a scalar)
+DRIVERS = "drivers"    # int64 [count]: the signal id of each member
+
+# ---- edge attribute
+REFS = "refs"          # number of member-level references (operand slots, table inputs, drivers)
+
+# ---- graph attribute
+SIGNAL_NAMES = "signal_names"  # optional dict {gate signal id: net name}, from dsl/formats readers
+
+__all__ = [
+    "INPUT", "CONST", "GATE", "TABLE", "WIRE", "OUTPUT", "OPS", "THRESHOLD_OPS", "SIGNAL_KINDS",
+    "KIND", "LABEL", "LINE", "COLUMN", "COUNT", "FIRST", "NAME", "SHAPE",
+    "OP", "OFFSETS", "OPERANDS", "K",
+    "OUT_NAME", "INPUTS", "KEYS", "VALUES", "CARE", "DEFAULT_VALUES", "DEFAULT_CARE",
+    "INDEX", "DRIVERS", "REFS", "SIGNAL_NAMES",
+    "member_name", "Circuit",
+]
 
 
 def member_name(name: str, index) -> str:
@@ -124,7 +159,7 @@ class Circuit:
     def output_drivers(self) -> np.ndarray:
         """int64 [n_outputs]: the signal driving each output, outputs in declaration order."""
         if "drivers" not in self._cache:
-            parts = [self.graph.nodes[k]["drivers"] for k in self.output_nodes]
+            parts = [self.graph.nodes[k][DRIVERS] for k in self.output_nodes]
             self._cache["drivers"] = (np.concatenate(parts) if parts
                                       else np.zeros(0, dtype=np.int64))
         return self._cache["drivers"]
@@ -146,9 +181,9 @@ class Circuit:
         offset = 0
         for key in keys:
             data = self.graph.nodes[key]
-            index = data["index"] if "index" in data else _box_index(data["shape"])
+            index = data[INDEX] if INDEX in data else _box_index(data[SHAPE])
             starts.append(offset)
-            names.append(data["name"])
+            names.append(data[NAME])
             indexes.append(index)
             offset += len(index)
         if positions is None:
@@ -169,24 +204,24 @@ class Circuit:
 
     # ---- gates
     def gate_nodes(self) -> list:
-        return [k for k in self.signal_nodes if self.graph.nodes[k]["kind"] == GATE]
+        return [k for k in self.signal_nodes if self.graph.nodes[k][KIND] == GATE]
 
     def table_nodes(self) -> list:
-        return [k for k in self.signal_nodes if self.graph.nodes[k]["kind"] == TABLE]
+        return [k for k in self.signal_nodes if self.graph.nodes[k][KIND] == TABLE]
 
     @property
     def n_gates(self) -> int:
-        return sum(self.graph.nodes[k]["count"] for k in self.gate_nodes())
+        return sum(self.graph.nodes[k][COUNT] for k in self.gate_nodes())
 
     @property
     def n_wires(self) -> int:
-        return sum(self.graph.nodes[k]["count"] for k in self.wire_nodes)
+        return sum(self.graph.nodes[k][COUNT] for k in self.wire_nodes)
 
     @property
     def has_dont_care(self) -> bool:
         for key in self.table_nodes():
             data = self.graph.nodes[key]
-            if not data["care"].all() or not data["default_care"].all():
+            if not data[CARE].all() or not data[DEFAULT_CARE].all():
                 return True
         return False
 
@@ -196,12 +231,12 @@ class Circuit:
             depth = np.zeros(self.n_signals, dtype=np.int64)
             for key in self.signal_nodes:
                 data = self.graph.nodes[key]
-                lo, hi = data["first"], data["first"] + data["count"]
-                if data["kind"] == GATE:
-                    reads = depth[data["operands"]]
-                    depth[lo:hi] = 1 + np.maximum.reduceat(reads, data["offsets"][:-1])
-                elif data["kind"] == TABLE:
-                    depth[lo:hi] = 1 + (depth[data["inputs"]].max() if len(data["inputs"]) else 0)
+                lo, hi = data[FIRST], data[FIRST] + data[COUNT]
+                if data[KIND] == GATE:
+                    reads = depth[data[OPERANDS]]
+                    depth[lo:hi] = 1 + np.maximum.reduceat(reads, data[OFFSETS][:-1])
+                elif data[KIND] == TABLE:
+                    depth[lo:hi] = 1 + (depth[data[INPUTS]].max() if len(data[INPUTS]) else 0)
             self._cache["depth"] = depth
         return self._cache["depth"]
 
@@ -212,7 +247,7 @@ class Circuit:
 
     def node_of_signal(self, ids) -> np.ndarray:
         """Index into `signal_nodes` of the node holding each signal id."""
-        firsts = np.array([self.graph.nodes[k]["first"] for k in self.signal_nodes])
+        firsts = np.array([self.graph.nodes[k][FIRST] for k in self.signal_nodes])
         return np.searchsorted(firsts, np.asarray(ids), side="right") - 1
 
 

@@ -23,7 +23,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import csr
-from .nodes import GATE, INPUT, TABLE, Circuit
+from .nodes import (CARE, COUNT, DEFAULT_CARE, DEFAULT_VALUES, FIRST, GATE, INPUT, INPUTS, K, KEYS,
+                    KIND, OFFSETS, OP, OPERANDS, TABLE, VALUES, Circuit)
 
 DONT_CARE = 2
 _NOT = np.array([1, 0, DONT_CARE], dtype=np.uint8)
@@ -63,13 +64,13 @@ def table_value(data: dict, bits: np.ndarray) -> np.ndarray:
     weights = np.left_shift(np.uint64(1), np.arange(bits.shape[1], dtype=np.uint64))
     keys = (bits.astype(np.uint64) * weights).sum(axis=1, dtype=np.uint64) if bits.shape[1] \
         else np.zeros(rows, np.uint64)
-    table_keys = data["keys"]
+    table_keys = data[KEYS]
     pos = np.minimum(np.searchsorted(table_keys, keys), max(len(table_keys) - 1, 0))
     hit = (table_keys[pos] == keys) if len(table_keys) else np.zeros(rows, bool)
-    values = np.where(hit[:, None], data["values"][pos] if len(table_keys) else False,
-                      data["default_values"][None, :])
-    care = np.where(hit[:, None], data["care"][pos] if len(table_keys) else False,
-                    data["default_care"][None, :])
+    values = np.where(hit[:, None], data[VALUES][pos] if len(table_keys) else False,
+                      data[DEFAULT_VALUES][None, :])
+    care = np.where(hit[:, None], data[CARE][pos] if len(table_keys) else False,
+                    data[DEFAULT_CARE][None, :])
     out = np.where(care, values, DONT_CARE).astype(np.uint8)
     out[unknown] = DONT_CARE
     return out
@@ -77,7 +78,7 @@ def table_value(data: dict, bits: np.ndarray) -> np.ndarray:
 
 def gate_rows(data: dict, slot_values: np.ndarray, offsets: np.ndarray, k) -> np.ndarray:
     """Values of gates whose operand values are given flat per CSR row (1-D slot_values)."""
-    op = data["op"]
+    op = data[OP]
     if op == "not":
         return _NOT[slot_values]
     if op == "ite":
@@ -139,11 +140,11 @@ def signal_values(circuit: Circuit, x: np.ndarray) -> np.ndarray:
     values[:, circuit.n_inputs + 1] = 1
     for key in circuit.signal_nodes:
         data = circuit.graph.nodes[key]
-        lo, hi = data["first"], data["first"] + data["count"]
-        if data["kind"] == GATE:
+        lo, hi = data[FIRST], data[FIRST] + data[COUNT]
+        if data[KIND] == GATE:
             values[:, lo:hi] = _dense_gate(data, values)
-        elif data["kind"] == TABLE:
-            values[:, lo:hi] = table_value(data, values[:, data["inputs"]])
+        elif data[KIND] == TABLE:
+            values[:, lo:hi] = table_value(data, values[:, data[INPUTS]])
     return values
 
 
@@ -153,7 +154,7 @@ def _evaluate_chunk(circuit: Circuit, x: np.ndarray) -> np.ndarray:
 
 def _dense_gate(data: dict, values: np.ndarray) -> np.ndarray:
     """[B, count] values of one gate node, every gate of it at once."""
-    op, offsets, operands = data["op"], data["offsets"], data["operands"]
+    op, offsets, operands = data[OP], data[OFFSETS], data[OPERANDS]
     reads = values[:, operands]                        # [B, nnz]
     if op == "not":
         return _NOT[reads]
@@ -163,7 +164,7 @@ def _dense_gate(data: dict, values: np.ndarray) -> np.ndarray:
     starts = offsets[:-1]
     ones = np.add.reduceat((reads == 1).astype(np.int64), starts, axis=1)
     unknown = np.add.reduceat((reads == DONT_CARE).astype(np.int64), starts, axis=1)
-    return gate_from_counts(op, ones, unknown, np.diff(offsets), data["k"])
+    return gate_from_counts(op, ones, unknown, np.diff(offsets), data[K])
 
 
 # ====================================================================== sparse evaluation
@@ -246,7 +247,7 @@ class _EventEngine:
     def __init__(self, circuit: Circuit, base: np.ndarray):
         self.c = circuit
         self.base = base
-        self.firsts = np.array([circuit.graph.nodes[k]["first"] for k in circuit.signal_nodes])
+        self.firsts = np.array([circuit.graph.nodes[k][FIRST] for k in circuit.signal_nodes])
         self.exact = not (base == DONT_CARE).any() and not circuit.has_dont_care
         self.indexes = {}
 
@@ -256,30 +257,30 @@ class _EventEngine:
         self.changes = {}
         for idx, key in enumerate(self.c.signal_nodes):
             data = graph.nodes[key]
-            if data["kind"] == INPUT:
+            if data[KIND] == INPUT:
                 self._input_changes(idx, data, active)
-            elif data["kind"] in (GATE, TABLE):
+            elif data[KIND] in (GATE, TABLE):
                 incoming = [self.changes[p] for p in graph.predecessors(key) if p in self.changes]
                 if not incoming:
                     continue
                 rows = np.concatenate([ch.rows for ch in incoming])
                 sigs = np.concatenate([ch.signals for ch in incoming])
                 vals = np.concatenate([ch.values for ch in incoming])
-                if data["kind"] == GATE:
+                if data[KIND] == GATE:
                     found = self._gate(key, data, rows, sigs, vals)
                 else:
                     found = self._table(data, rows, sigs)
                 if found is not None and len(found[0]):
-                    self.changes[key] = _Changes(data["first"], data["count"], *found)
+                    self.changes[key] = _Changes(data[FIRST], data[COUNT], *found)
         return self._outputs()
 
     def _input_changes(self, idx, data, active) -> None:
-        lo, hi = data["first"], data["first"] + data["count"]
+        lo, hi = data[FIRST], data[FIRST] + data[COUNT]
         rows, cols = np.nonzero((active >= lo) & (active < hi))
         if len(rows):
             members = active[rows, cols] - lo
             self.changes[self.c.signal_nodes[idx]] = _Changes(
-                lo, data["count"], rows.astype(np.int64), members.astype(np.int64),
+                lo, data[COUNT], rows.astype(np.int64), members.astype(np.int64),
                 np.ones(len(rows), np.uint8))
 
     def value(self, rows: np.ndarray, sigs: np.ndarray) -> np.ndarray:
@@ -309,15 +310,15 @@ class _EventEngine:
         cand_members.append(m)
         rows_c, members = np.concatenate(cand_rows), np.concatenate(cand_members)
         if not index["unique"] and len(rows_c):
-            keys = np.unique(rows_c * data["count"] + members)
-            rows_c, members = keys // data["count"], keys % data["count"]
+            keys = np.unique(rows_c * data[COUNT] + members)
+            rows_c, members = keys // data[COUNT], keys % data[COUNT]
         if len(rows_c) == 0:
             return None
-        off, operands = csr.gather_rows(data["offsets"], data["operands"], members)
+        off, operands = csr.gather_rows(data[OFFSETS], data[OPERANDS], members)
         slot_rows = np.repeat(rows_c, csr.lengths(off))
-        k = None if data["k"] is None else data["k"][members]
+        k = None if data[K] is None else data[K][members]
         new = gate_rows(data, self.value(slot_rows, operands), off, k)
-        differ = new != self.base[members + data["first"]]
+        differ = new != self.base[members + data[FIRST]]
         return rows_c[differ], members[differ], new[differ]
 
     def _watch_candidates(self, index, rows, sigs):
@@ -360,15 +361,15 @@ class _EventEngine:
         """
         if key in self.indexes:
             return self.indexes[key]
-        offsets, operands = data["offsets"], data["operands"]
-        count, op = data["count"], data["op"]
+        offsets, operands = data[OFFSETS], data[OPERANDS]
+        count, op = data[COUNT], data[OP]
         rows = csr.row_of_each(offsets)
         watch = np.ones(len(operands), dtype=bool)
         pairs = None
         unique = op in ("not",)
         if self.exact and op in ("and", "or"):
             controlling = 0 if op == "and" else 1
-            gate_base = self.base[data["first"]:data["first"] + count]
+            gate_base = self.base[data[FIRST]:data[FIRST] + count]
             base_ops = self.base[operands]
             is_ctrl = base_ops == controlling
             first_ctrl = _first_true_per_row(rows, is_ctrl)
@@ -395,13 +396,13 @@ class _EventEngine:
 
     # ---------------------------------------------------------------- tables
     def _table(self, data, rows, sigs):
-        touched = np.unique(rows[np.isin(sigs, data["inputs"])])
+        touched = np.unique(rows[np.isin(sigs, data[INPUTS])])
         if len(touched) == 0:
             return None
-        w = len(data["inputs"])
-        bits = self.value(np.repeat(touched, w), np.tile(data["inputs"], len(touched)))
+        w = len(data[INPUTS])
+        bits = self.value(np.repeat(touched, w), np.tile(data[INPUTS], len(touched)))
         out = table_value(data, bits.reshape(len(touched), w))
-        base = self.base[data["first"]:data["first"] + data["count"]]
+        base = self.base[data[FIRST]:data[FIRST] + data[COUNT]]
         r, m = np.nonzero(out != base[None, :])
         return touched[r], m.astype(np.int64), out[r, m]
 

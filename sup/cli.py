@@ -11,7 +11,11 @@ import os
 import sys
 
 import dsl
+from compiler import METHODS, TARGETS
+from compiler.conditional import TABLE_METHODS
+from compiler.superposed import CONSTRUCTIONS
 from dsl import SupError, formats
+from verify import PATHS
 
 from . import compile_cmds, frontend_cmds, import_cmds, verify_cmds
 from .output import EXIT_BAD_INPUT, UsageError
@@ -48,14 +52,14 @@ def _superposed_options(parser: argparse.ArgumentParser) -> None:
         "superposed target", "outputs that are AND / OR / atleast of input features (or copies) "
         "share neurons through channels; the compiler searches the smallest width whose channel "
         "assignment is exact on the whole domain (every other output is compiled densely)")
-    group.add_argument("--construction", default="output-channels",
-                       choices=("output-channels", "design", "input-channels"),
+    group.add_argument("--construction", choices=CONSTRUCTIONS,
                        help="output-channels: balanced random channels (default); design: "
                        "channels from a transversal design (pairwise overlap <= 1); "
                        "input-channels: universal-AND style random listening")
     group.add_argument("--width", type=int, metavar="N", help="use exactly N channel neurons")
     group.add_argument("--channel", type=int, metavar="T", help="use channels of T neurons")
-    group.add_argument("--seed", type=int, default=0, help="random seed of the assignment")
+    group.add_argument("--seed", type=int,
+                       help="random seed of the assignment (and of --method sample; default 0)")
     group.add_argument("--max-error", type=float, metavar="RATE",
                        help="accept a channel assignment whose measured error rate (fraction of "
                        "domain inputs with any wrong output; exact count, or a 95%% "
@@ -68,7 +72,7 @@ def _superposed_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--output-code", type=int, metavar="DIM",
                        help="outputs leave in superposition: a DIM-wide random sign code read "
                        "by a fixed decoder")
-    group.add_argument("--code-seed", type=int, default=0, metavar="S",
+    group.add_argument("--code-seed", type=int, metavar="S",
                        help="seed of the input and output codes (SplitMix64; default 0)")
 
 
@@ -77,10 +81,10 @@ def _conditional_options(parser: argparse.ArgumentParser) -> None:
         "conditional target", "trees of neurons: a table becomes one tree (binary search on its "
         "key, or a reduced decision diagram on its bits); every other output is synthesised "
         "from the dense network over its cone's domain")
-    group.add_argument("--table-method", default="auto", choices=("auto", "key", "bits"),
+    group.add_argument("--table-method", choices=TABLE_METHODS,
                        help="auto: whichever has fewer operations on its worst input (default); "
                        "key: binary search on sum 2^i x_i; bits: reduced decision diagram")
-    group.add_argument("--max-domain", type=int, default=1 << 20, metavar="N",
+    group.add_argument("--max-domain", type=int, metavar="N",
                        help="largest cone domain (inputs) the synthesis pass enumerates for one "
                        "tree (default 1,048,576)")
 
@@ -118,10 +122,9 @@ def build_parser() -> argparse.ArgumentParser:
                           "parameters, operations per input and the mission's bounds at this "
                           "size. With -o, save the network (safetensors plus JSON metadata).")
     _common(comp)
-    comp.add_argument("--target", default="dense", choices=("dense", "superposed", "conditional"),
-                      help="dense: exact, one small group of neurons per gate (default); "
-                      "conditional: trees of neurons whose signs pick the branch (O(log n) "
-                      "operations per input for a table of n rows)")
+    comp.add_argument("--target", default="dense", choices=tuple(TARGETS),
+                      help="; ".join(f"{t.name}: {t.summary}" for t in TARGETS.values())
+                      + " (default: dense)")
     comp.add_argument("-o", "--output", metavar="MODEL",
                       help="save the network to MODEL(.safetensors) and MODEL.json")
     _superposed_options(comp)
@@ -139,12 +142,11 @@ def build_parser() -> argparse.ArgumentParser:
     _common(ver)
     src = ver.add_mutually_exclusive_group()
     src.add_argument("--model", metavar="MODEL", help="a network saved by sup compile -o")
-    src.add_argument("--target", choices=("dense", "superposed", "conditional"),
+    src.add_argument("--target", choices=tuple(TARGETS),
                      help="compile in memory first (default: dense)")
     _superposed_options(ver)
     _conditional_options(ver)
-    ver.add_argument("--method", default="auto",
-                     choices=("auto", "exhaustive", "smt", "sample", "structural"),
+    ver.add_argument("--method", default="auto", choices=("auto", *METHODS),
                      help="auto: exhaustive up to 200M inputs, else sample (default); "
                      "structural: exact combinatorial proof for superposed channel networks")
     ver.add_argument("--shard", metavar="I/N", help="exhaustive: check only part I of N")
@@ -152,7 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="combine shard reports (written with --report) into one verdict")
     ver.add_argument("--report", metavar="OUT.json", help="also write the report to a file")
     ver.add_argument("--batch", type=int, default=1 << 16, help="inputs per batch (exhaustive)")
-    ver.add_argument("--path", default="auto", choices=("auto", "blocks", "delta", "dense"),
+    ver.add_argument("--path", default="auto", choices=PATHS,
                      help="exhaustive: blocks covers the inputs block by block, each input "
                      "evaluated exactly or proved by a per-block bound (one-hidden-layer "
                      "integer networks); delta and dense evaluate every input one by one "

@@ -3,83 +3,74 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
+
+from backends import save
+from backends.onnx_export import OnnxUnavailable, export_onnx
+from compiler import (TARGETS, Network, OptionError, TargetUnavailable, account,
+                      compile_circuit, format_accounting)
 
 from .output import UsageError, emit
 
-
-def target_options(args) -> dict:
-    """Options of the chosen target from the command line."""
-    codes = _code_options(args)
-    if getattr(args, "target", None) == "conditional":
-        if args.max_domain <= 0:
-            raise UsageError(f"--max-domain must be positive, got {args.max_domain}")
-        return {"table_method": args.table_method, "max_domain": args.max_domain}
-    if getattr(args, "target", None) != "superposed":
-        return {}
-    rate = getattr(args, "max_error", None)
-    if rate is not None and not 0.0 <= rate <= 1.0:
-        raise UsageError(f"--max-error must be a rate between 0 and 1, got {rate}")
-    if codes and rate is not None:
-        raise UsageError("--max-error cannot be combined with --input-code / --output-code "
-                         "(coded networks are certified exact)")
-    return {"construction": args.construction, "width": args.width, "channel": args.channel,
-            "seed": args.seed, "max_error": rate, **codes}
+# command-line options that belong to a target (argparse dest = the target's option name);
+# their argparse default is None, so "given" means "not None"
+TARGET_OPTIONS = ("construction", "width", "channel", "seed", "max_error", "input_code",
+                  "output_code", "code_seed", "table_method", "max_domain")
+SHARED_OPTIONS = ("seed",)     # --seed also seeds `verify --method sample`
 
 
-def _code_options(args) -> dict:
-    """--input-code / --output-code / --code-seed (superposed target only, compiler/codes.py)."""
-    dims = {"input_code": getattr(args, "input_code", None),
-            "output_code": getattr(args, "output_code", None)}
-    asked = {k: v for k, v in dims.items() if v is not None}
-    if not asked:
-        return {}
-    if getattr(args, "target", None) != "superposed":
-        where = f"--target {args.target}" if getattr(args, "target", None) else "a saved --model"
-        raise UsageError(f"--input-code / --output-code apply to --target superposed, not {where}")
-    for key, dim in asked.items():
-        if dim <= 0:
-            raise UsageError(f"--{key.replace('_', '-')} must be a positive width, got {dim}")
-    return {**asked, "code_seed": getattr(args, "code_seed", 0)}
+def flag(option: str) -> str:
+    """The command-line spelling of a target option (`max_domain` -> `--max-domain`)."""
+    return "--" + option.replace("_", "-")
+
+
+def target_options(args, target_name: str | None = None) -> dict:
+    """The chosen target's options from the command line, checked by the target; UsageError
+    for an option given to a target that does not take it, or a value it cannot use."""
+    name = target_name or getattr(args, "target", None) or "dense"
+    target = TARGETS.get_target(name)
+    takes = target.option_names()
+    given = {k: getattr(args, k, None) for k in TARGET_OPTIONS}
+    for key, value in given.items():
+        if value is not None and key not in takes and key not in SHARED_OPTIONS:
+            owners = [t.name for t in TARGETS.values() if key in t.option_names()]
+            raise UsageError(f"{flag(key)} applies to --target {' / '.join(owners)}, "
+                             f"not --target {name}")
+    options = {k: v for k, v in given.items() if k in takes and v is not None}
+    try:
+        target.make_options(**options)
+    except OptionError as exc:
+        raise UsageError(f"{flag(exc.option)} {exc.problem}") from None
+    return options
+
+
+def compile_from_args(args, circuit, target_name: str):
+    """The network of `circuit` compiled by the target the command line names."""
+    try:
+        return compile_circuit(circuit, target=target_name,
+                               **target_options(args, target_name))
+    except TargetUnavailable as exc:
+        hint = f"; raise it with {flag(exc.option)}" if getattr(exc, "option", None) else ""
+        raise UsageError(f"{exc}{hint}") from None
 
 
 def cmd_compile(args, circuit) -> int:
-    from compiler import TargetUnavailable, account, compile_circuit, format_accounting
-
-    if args.onnx and args.target == "conditional":
-        raise UsageError("--onnx exports layered networks (dense, superposed); a conditional "
-                         "network is saved with -o only")
+    """Compile, print the accounting and the target's notes, save / export when asked."""
+    target = TARGETS.get_target(args.target)
+    if args.onnx and not issubclass(target.network_type, Network):
+        raise UsageError(f"--onnx exports layered networks (dense, superposed); a "
+                         f"{args.target} network is saved with -o only")
     start = time.perf_counter()
-    from compiler.codes import CodeError
-    try:
-        net = compile_circuit(circuit, target=args.target, **target_options(args))
-    except (TargetUnavailable, CodeError) as exc:
-        raise UsageError(str(exc)) from None
+    net = compile_from_args(args, circuit, args.target)
     seconds = time.perf_counter() - start
-    info = account(net)
+    info = account(net).to_json()
     info["compile_seconds"] = round(seconds, 3)
     text = format_accounting(info) + f"\ncompiled in {seconds:.2f} s"
-    if net.target == "superposed":
-        meta = net.meta
-        info["superposed"] = {k: meta[k] for k in ("construction", "superposed_outputs",
-                                                    "dense_outputs", "channel_neurons",
-                                                    "channel_size")}
-        info["superposed"]["levels"] = meta.get("levels", [])
-        if "measured_error" in meta:
-            info["superposed"].update(max_error=meta["max_error"],
-                                      measured_error=meta["measured_error"])
-            e = meta["measured_error"]
-            text += (f"\nmax error {meta['max_error']:g}: measured error rate {e['rate']:.3g} "
-                     f"({e['how']}" + (f", <= {e['upper']:.3g} at 95%" if e["how"] == "sampled"
-                                       else f", {e['failing_inputs']:,} of {e['domain_size']:,} inputs")
-                     + f"); {e['failing_outputs']:,} outputs not exact")
-        text += (f"\nsuperposed {meta['superposed_outputs']:,} outputs on "
-                 f"{meta['channel_neurons']:,} channel neurons (channels of "
-                 f"{meta['channel_size']}, {meta['construction']}); "
-                 f"{meta['dense_outputs']:,} outputs compiled densely")
+    notes = target.compile_notes(net)
+    info.update(notes.to_json())
+    if notes.text:
+        text += "\n" + notes.text
     if args.output:
-        from pathlib import Path
-
-        from backends import save
         try:
             Path(args.output).parent.mkdir(parents=True, exist_ok=True)
             path = save(net, args.output, extra={"accounting": info})
@@ -88,7 +79,6 @@ def cmd_compile(args, circuit) -> int:
         info["model"] = str(path)
         text += f"\nsaved {path} (metadata also in {path.with_suffix('.json')})"
     if args.onnx:
-        from backends.onnx_export import OnnxUnavailable, export_onnx
         try:
             export_onnx(net, args.onnx)
         except OnnxUnavailable as exc:

@@ -5,16 +5,22 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from dsl.domain import parse_shard, verification_domain
+import torch
 
+from backends import ModelFileError, load
+from backends.serialize import model_path
+from dsl.domain import parse_shard, verification_domain
+from verify import MethodUnavailable, check_method, merge, module_for, verify
+from verify.report import fingerprint
+
+from .compile_cmds import compile_from_args
 from .output import EXIT_MISMATCH, EXIT_OK, EXIT_UNDECIDED, UsageError, emit
 
 AUTO_EXHAUSTIVE_LIMIT = 200_000_000
 
 
 def _network(args, circuit):
-    from backends import ModelFileError, load
-    from compiler import TargetUnavailable, compile_circuit
+    """The saved --model (checked against the circuit) or the circuit compiled in memory."""
     if args.model:
         if getattr(args, "input_code", None) is not None or getattr(args, "output_code", None) is not None:
             raise UsageError("--input-code / --output-code compile in memory with --target "
@@ -27,85 +33,50 @@ def _network(args, circuit):
             raise UsageError(f"the model {args.model} was not compiled from this circuit "
                              "(inputs or output names differ)")
         return net
-    from compiler.codes import CodeError
-    try:
-        from .compile_cmds import target_options
-        return compile_circuit(circuit, target=args.target or "dense", **target_options(args))
-    except (TargetUnavailable, CodeError) as exc:
-        raise UsageError(str(exc)) from None
+    return compile_from_args(args, circuit, args.target or "dense")
 
 
 def _module(args, net):
-    import torch
-    from backends import to_module
+    """The module to check, on --device in --dtype (default: the target's)."""
     if args.device == "cuda" and not torch.cuda.is_available():
         raise UsageError("--device cuda: no CUDA device is available")
-    device = None if args.device == "auto" else args.device
-    conditional = net.target == "conditional"      # keys are integers up to 2^32 and more
-    dtype = torch.float64 if (args.dtype or ("float64" if conditional else "float32")) \
-        == "float64" else torch.float32
-    return to_module(net, dtype=dtype, device=device)
+    return module_for(net, args.dtype, None if args.device == "auto" else args.device)
 
 
 def _method(args, circuit, net) -> str:
-    if args.method == "structural" and net.target == "conditional":
-        raise UsageError("--method structural proves superposed channel networks only; for a "
-                         "conditional network use --method exhaustive, smt or sample")
+    """The method asked for, or for auto: exhaustive on domains up to the limit, else sample."""
     if args.method != "auto":
+        try:
+            check_method(net, args.method)
+        except MethodUnavailable as exc:
+            raise UsageError(str(exc)) from None
         return args.method
     size = verification_domain(circuit).size     # a don't-care table's rows count, not 2^w
     return "exhaustive" if size <= AUTO_EXHAUSTIVE_LIMIT else "sample"
 
 
-def _smt(args, circuit, net, module, progress) -> dict:
-    from verify import verify_smt
-    if net.target != "conditional":
-        return verify_smt(circuit, net, module, timeout_ms=int(args.timeout * 1000),
-                          max_counterexamples=args.max_counterexamples, progress=progress)
-    try:
-        from verify.smt_tree import verify_smt_tree
-    except ImportError:
-        raise UsageError("SMT verification of conditional networks is not available in this "
-                         "version; use --method exhaustive or sample") from None
-    return verify_smt_tree(circuit, net, module, timeout_ms=int(args.timeout * 1000),
-                           max_counterexamples=args.max_counterexamples, progress=progress)
-
-
 def cmd_verify(args, circuit) -> int:
-    from verify import merge, verify_exhaustive, verify_sample
-    from verify.report import fingerprint
-
+    """Verify (or merge shard reports) and print the verdict; exit 0 / 1 / 3 by the verdict."""
     if args.merge:
         return _finish(args, _merge(args, merge))
     net = _network(args, circuit)
     method = _method(args, circuit, net)
     module = _module(args, net)
-    progress = not args.json
-    if method == "exhaustive":
-        try:
-            shard = parse_shard(args.shard) if args.shard else (1, 1)
-        except ValueError as exc:
-            raise UsageError(str(exc)) from None
-        try:
-            report = verify_exhaustive(circuit, module, shard=shard, batch=args.batch,
-                                       max_counterexamples=args.max_counterexamples,
-                                       progress=progress, path=args.path)
-        except ValueError as exc:
-            if args.path != "blocks":
-                raise
-            raise UsageError(str(exc)) from None
-    elif method == "structural":
-        from verify.structural import verify_structural
-        report = verify_structural(circuit, net, module,
-                                   max_counterexamples=args.max_counterexamples)
-    elif method == "smt":
-        report = _smt(args, circuit, net, module, progress)
-    else:
-        report = verify_sample(circuit, module, samples=args.samples, seed=args.seed,
-                               max_counterexamples=args.max_counterexamples, progress=progress)
+    try:
+        shard = parse_shard(args.shard) if args.shard and method == "exhaustive" else (1, 1)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    try:
+        report = verify(circuit, net, module, method, shard=shard, batch=args.batch,
+                        path=args.path, timeout_ms=int(args.timeout * 1000),
+                        samples=args.samples, seed=args.seed or 0,
+                        max_counterexamples=args.max_counterexamples, progress=not args.json)
+    except ValueError as exc:
+        if not (method == "exhaustive" and args.path == "blocks"):
+            raise
+        raise UsageError(str(exc)) from None
     report["circuit_sha"] = fingerprint(args.file)
     if args.model:
-        from backends.serialize import model_path
         report["model_sha"] = fingerprint(model_path(args.model))
     else:
         report["model_sha"] = f"target:{net.target}"

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from compiler.conditional import ConditionalNetwork
-from compiler.tree import BIT_TEST, KEY_SPLIT, Forest
+from compiler.conditional.tree import BIT_TEST, KEY_SPLIT, Forest
 
 
 class _Builder:

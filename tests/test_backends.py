@@ -20,7 +20,7 @@ import torch
 import backends.torch_module as torch_module
 import dsl
 from backends import ModelFileError, SupModule, load, save
-from backends.serialize import LAYER_ARRAYS
+from compiler.network import LAYER_ARRAYS
 from compiler import compile_circuit
 from dsl.domain import SparseDomain
 from dsl.semantics import DONT_CARE, evaluate, evaluate_active

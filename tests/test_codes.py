@@ -17,7 +17,7 @@ import torch
 import dsl
 from backends import SupModule, load, save
 from compiler import account, compile_circuit
-from compiler.codes import CodeTooNarrow, coherence, sign_code
+from compiler.superposed.codes import CodeTooNarrow, coherence, sign_code
 from dsl.domain import SparseDomain
 from dsl.semantics import evaluate_active
 from sup.cli import main
@@ -156,9 +156,9 @@ def test_narrower_decoder_breaks_exactness():
     narrow = sign_code(12, 32, 0, 1)
     code, dec = net.layers[2], net.layers[3]
     o_r = narrow @ sign_code(420, 32, 0, 1).T @ code.dense()   # re-code the same read-out
-    from compiler.codes import _dense_layer
-    net.layers[2] = _dense_layer(o_r, np.zeros(12), relu=False)
-    net.layers[3] = _dense_layer(narrow.T, dec.bias, relu=False)
+    from compiler.network import Layer
+    net.layers[2] = Layer.from_dense(o_r, np.zeros(12), relu=False)
+    net.layers[3] = Layer.from_dense(narrow.T, dec.bias, relu=False)
     report = verify_exhaustive(circuit, SupModule(net, device="cpu"), progress=False)
     assert report["verified"] is False and report["failing_inputs"] > 0
 

@@ -17,8 +17,8 @@ import pytest
 
 import dsl
 from compiler.conditional import ConditionalNetwork, table_outputs
-from compiler.tree import Forest
-from compiler.tree_tables import compile_table, spec_from_table
+from compiler.conditional.tree import Forest
+from compiler.conditional.tables import compile_table, spec_from_table
 from dsl.domain import SparseDomain
 from dsl.semantics import DONT_CARE, evaluate_active
 from verify.smt_tree import rounding_bounds_tree, tree_weights, verify_smt_tree

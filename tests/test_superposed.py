@@ -13,7 +13,7 @@ import torch
 import dsl
 from backends import SupModule
 from compiler import compile_circuit
-from compiler.channels import (ChannelSpec, assign_design, assign_random, failing_outputs,
+from compiler.superposed.channels import (ChannelSpec, assign_design, assign_random, failing_outputs,
                                listen_sets)
 from compiler.superposed import superposable
 from dsl.domain import SparseDomain
@@ -53,8 +53,8 @@ def test_criterion_matches_brute_force(k, how):
         predicted = set(failing_outputs(spec, a).tolist())
         net = compile_circuit(circuit, "superposed", width=30, channel=4, seed=seed)
         # rebuild the unrepaired assignment into a network through the same merge code
-        from compiler.superposed import _merge
-        raw = _merge(circuit, spec, positions, a, None, np.zeros(0, np.int64))
+        from compiler.superposed import merge_network
+        raw = merge_network(circuit, spec, positions, a, None, np.zeros(0, np.int64))
         actual, _ = brute_failing_outputs(circuit, raw)
         assert predicted == actual
         seen_failures += len(actual)

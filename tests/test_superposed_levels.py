@@ -16,10 +16,10 @@ import torch
 import dsl
 from backends import SupModule
 from compiler import account, compile_circuit
-from compiler.channels import assign_random
-from compiler.error_budget import measure_error
-from compiler.multilevel import _and_maximum, candidates, sparsity_bound
-from compiler.superposed import _merge, superposable
+from compiler.superposed.channels import assign_random
+from compiler.superposed.error_budget import measure_error
+from compiler.superposed.multilevel import and_maximum, candidates, sparsity_bound
+from compiler.superposed import merge_network, superposable
 from dsl.domain import SparseDomain
 from dsl.semantics import active_to_dense, signal_values
 from verify import verify_exhaustive
@@ -54,7 +54,7 @@ def test_exact_error_count_matches_brute_force(k, width):
     for seed in range(2):
         a = assign_random(spec, width, 4, np.random.default_rng(seed))
         measured = measure_error(spec, a)
-        net = _merge(circuit, spec, positions, a, None, np.zeros(0, np.int64))
+        net = merge_network(circuit, spec, positions, a, None, np.zeros(0, np.int64))
         outputs, inputs = brute(circuit, net)
         assert measured.how == "exact" and inputs > 0
         assert measured.failing_inputs == inputs
@@ -197,7 +197,7 @@ def and_maximum_against_enumeration(seed):
     for g, s in enumerate(sets):
         members[g, s] = True
     true = (x[:, None, :] >= members[None, :, :]).all(axis=2)     # F_g inside S
-    value, exact = _and_maximum(sets, K)
+    value, exact = and_maximum(sets, K)
     truth = int(true.sum(axis=1).max())
     assert value >= truth and (value == truth or not exact)
     return exact
@@ -207,7 +207,7 @@ def and_maximum_against_enumeration(seed):
 def test_sparsity_bound_is_safe_on_large_domains(op, monkeypatch):
     """The bound used when the domain is too large to enumerate is never below the true maximum
     (computed here by enumeration)."""
-    import compiler.multilevel as ml
+    import compiler.superposed.multilevel as ml
     text = (f"input x[30]; sparsity 3; wire g[i] = x[i] {op} x[(i * 7 + 3) % 30] for i in 0..29;"
             " wire h[i] = x[i] & x[i + 1] & x[i + 2] for i in 0..27;"
             " output z[i] = g[i] & h[i] for i in 0..27;")

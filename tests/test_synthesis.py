@@ -24,8 +24,8 @@ import dsl
 from compiler.accounting import ops_per_input
 from compiler.dense import compile_dense
 from compiler.network import Layer, Network
-from compiler.synthesis import SynthesisTooLarge, synthesize_circuit, synthesize_network
-from compiler.tree import NEURON
+from compiler.conditional.synthesis import SynthesisTooLarge, synthesize_circuit, synthesize_network
+from compiler.conditional.tree import NEURON
 from dsl.domain import SparseDomain
 from dsl.semantics import evaluate
 from tests.random_circuits import load_random_circuit

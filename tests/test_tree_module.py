@@ -18,7 +18,7 @@ from safetensors.numpy import load_file, save_file
 import dsl
 from backends import ConditionalModule, ModelFileError, SupModule, load, save, to_module
 from compiler import compile_circuit
-from compiler.tree import Forest
+from compiler.conditional.tree import Forest
 from dsl.domain import RowDomain, SparseDomain, to_dense, verification_domain
 from dsl.semantics import DONT_CARE, evaluate
 from forest_factory import key_table_forest, network, random_forest

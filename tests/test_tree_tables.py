@@ -11,8 +11,8 @@ import pytest
 
 import dsl
 from compiler import account, compile_circuit
-from compiler.tree import Forest
-from compiler.tree_tables import TableSpec, bit_diagram, compile_table, key_search
+from compiler.conditional.tree import Forest
+from compiler.conditional.tables import TableSpec, bit_diagram, compile_table, key_search
 from dsl.domain import SparseDomain
 from dsl.semantics import DONT_CARE, evaluate
 

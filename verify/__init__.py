@@ -9,9 +9,14 @@ Reports are JSON-ready dicts (verify/report.py). `verified` is True only when ev
 checked or proved, False with a counterexample (replayed on the module), None when undecided.
 """
 
-from .exhaustive import verify_exhaustive
+from .exhaustive import PATHS, verify_exhaustive
 from .report import merge
 from .sample import verify_sample
+from .run import MethodUnavailable, check_method, module_for, verify
 from .smt import verify_smt
+from .smt_tree import verify_smt_tree
+from .structural import verify_structural
 
-__all__ = ["merge", "verify_exhaustive", "verify_sample", "verify_smt"]
+__all__ = ["MethodUnavailable", "PATHS", "check_method", "merge", "module_for", "verify",
+           "verify_exhaustive", "verify_sample", "verify_smt", "verify_smt_tree",
+           "verify_structural"]

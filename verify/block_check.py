@@ -54,11 +54,13 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from dsl.domain import SparseDomain
+from backends import SupModule
+from compiler.superposed import superposable
 from dsl import csr
+from dsl.domain import SparseDomain
 from dsl.semantics import DONT_CARE, evaluate_active
 
-from .compare import MARGIN_FLOOR, contains_sorted, is_wrong, lookup_sorted, margins
+from .compare import MARGIN_FLOOR, contains_sorted, decision_threshold, is_wrong, lookup_sorted, margins
 
 MAX_DENSE = 1 << 27          # largest dense table (elements) this path builds
 MAX_LINEAR_ENTRIES = 1 << 25  # largest g = R W it precomputes for linear blocks
@@ -157,19 +159,18 @@ def integer_network(module, circuit, domain) -> tuple[IntegerNetwork | None, str
     """The module's weights as an IntegerNetwork, or (None, why the path does not apply)."""
     if not isinstance(domain, SparseDomain):
         return None, "the domain is a table's rows"
-    shapes = getattr(module, "shapes", None)
-    if getattr(module, "target", None) == "conditional" or shapes is None:
+    if not isinstance(module, SupModule):
         return None, "not a layered network"
-    if len(shapes) != 2 or not shapes[0][2] or shapes[1][2]:
+    layers = [layer.numpy() for layer in module.layers()]
+    if len(layers) != 2 or not layers[0].relu or layers[1].relu:
         return None, "not one ReLU hidden layer and an affine read-out"
-    def arr(name):
-        return getattr(module, name).detach().double().cpu().numpy()
-    rows0, cols0, vals0, bias0 = (arr(n) for n in ("rows0", "cols0", "vals0", "bias0"))
-    rows1, cols1, vals1, bias1 = (arr(n) for n in ("rows1", "cols1", "vals1", "bias1"))
+    hidden, readout = layers
+    rows0, cols0, vals0, bias0 = hidden.rows, hidden.cols, hidden.vals, hidden.bias
+    rows1, cols1, vals1, bias1 = readout.rows, readout.cols, readout.vals, readout.bias
     if not all(np.all(v == np.round(v)) for v in (vals0, bias0, vals1, bias1)):
         return None, "weights are not all integers"
     input_map = module.input_map.cpu().numpy()
-    m, (n_hidden, width, _), (n_out, _, _) = len(input_map), shapes[0], shapes[1]
+    m, n_hidden, width, n_out = len(input_map), hidden.n_out, hidden.n_in, readout.n_out
     if len(np.unique(input_map)) != m:
         return None, "inputs do not map to distinct columns"
     if m * n_hidden > MAX_DENSE:
@@ -269,7 +270,6 @@ class FeatureBound:
 
 
 def _linear_table(net: IntegerNetwork, r, circuit) -> LinearTable | None:
-    from compiler.superposed import superposable
     positions, spec = superposable(circuit)
     if len(positions) == 0:
         return None
@@ -338,7 +338,7 @@ class BlockCheck:
 
     def __init__(self, circuit, module, net: IntegerNetwork, max_counterexamples: int):
         self.circuit, self.module, self.net = circuit, module, net
-        self.threshold = float(module.threshold)
+        self.threshold = decision_threshold(module)    # as the module's `decide` compares
         self.max_counterexamples = max_counterexamples
         self.spec_base = evaluate_active(circuit, np.full((1, 1), -1, dtype=np.int64)).base
         self.cared_base = self.spec_base != DONT_CARE

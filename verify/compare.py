@@ -8,10 +8,36 @@ stored as sorted keys row * n_outputs + output.
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 from dsl.semantics import DONT_CARE
 
 MARGIN_FLOOR = 0.5  # margins above this are reported as a bound (pruning keeps the rest)
+
+
+def decision_threshold(module) -> float:
+    """The threshold the module's decision `values > threshold` really compares against.
+
+    torch does not promote a Python (or 0-dim) float against a tensor: the stored float64
+    threshold is rounded to the module's dtype first, so a float32 module stored with threshold
+    0.99999999999 decides `y > 1.0`. Every verifier decides with this value (a number of the
+    module's dtype, so bounds cast to that dtype keep their side of it). The module's own
+    `decide` is probed at the value and just above it; a module that decides some other way
+    is refused (ValueError) rather than verified against a rule it does not follow.
+    """
+    t = float(module.threshold)
+    dtype = getattr(module, "dtype", torch.float64)
+    t_eff = float(torch.as_tensor(t, dtype=dtype))
+    decide = getattr(module, "decide", None)
+    if decide is not None:
+        at = torch.as_tensor([t_eff], dtype=dtype, device=module.device)
+        above = torch.nextafter(at, torch.full_like(at, float("inf")))
+        below = torch.nextafter(at, torch.full_like(at, -float("inf")))
+        got = [bool(decide(v)[0]) for v in (below, at, above)]
+        if got != [False, False, True]:
+            raise ValueError(f"the module's decision is not `value > {t!r}` in {dtype} "
+                             f"(decides {got} just below, at and just above {t_eff!r})")
+    return t_eff
 
 
 def margins(spec: np.ndarray, y: np.ndarray, threshold: float) -> np.ndarray:

@@ -15,13 +15,13 @@ from dsl.nodes import GATE, TABLE
 def network_cone(layers, output: int) -> list[np.ndarray]:
     """Neuron indices per layer (layer 0 = input columns) that read-out row `output` uses.
 
-    `layers` are dicts with rows / cols / vals (verify/smt.py's `module_layers`). Returns
+    `layers` are `compiler.network.Layer`s (verify/smt.py's `module_layers`). Returns
     [cols_0, neurons_1, ..., neurons_D, [output]] (sorted arrays).
     """
     needed = [np.array([output], dtype=np.int64)]
     for layer in reversed(layers):
-        mask = np.isin(layer["rows"], needed[-1]) & (layer["vals"] != 0)
-        needed.append(np.unique(layer["cols"][mask]))
+        mask = np.isin(layer.rows, needed[-1]) & (layer.vals != 0)
+        needed.append(np.unique(layer.cols[mask]))
     return needed[::-1]
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import torch
 
+from backends import SupModule
 from dsl.semantics import DONT_CARE
 
 # rough machine constants (seconds): one multiply-add in a dense matmul, one element of a
@@ -23,7 +24,9 @@ MATMUL_MAC, ELEMENTWISE, DELTA_ENTRY = 1.1e-10, 3e-9, 8e-8
 
 
 def dense_cost(module) -> float:
-    n_out, n_in, _ = module.shapes[-1]
+    """Estimated seconds per input of the dense read-out path."""
+    last = module.layers()[-1]
+    n_out, n_in = last.n_out, last.n_in
     return n_out * n_in * MATMUL_MAC + n_out * 8 * ELEMENTWISE
 
 
@@ -37,29 +40,17 @@ def delta_cost(module, sample_active) -> float:
 class DenseReadout:
     def __init__(self, module):
         self.module = module
-        n_out, n_in, _ = module.shapes[-1]
-        last = len(module.shapes) - 1
-        w = torch.zeros(n_out, n_in, dtype=module.dtype, device=module.device)
-        w.index_put_((getattr(module, f"rows{last}"), getattr(module, f"cols{last}")),
-                     getattr(module, f"vals{last}"), accumulate=True)
+        last = module.layers()[-1]
+        w = torch.zeros(last.n_out, last.n_in, dtype=module.dtype, device=module.device)
+        w.index_put_((last.rows, last.cols), last.vals, accumulate=True)
         self.w_t = w.t().contiguous()
-        self.bias = getattr(module, f"bias{last}")
+        self.bias = last.bias
 
     def step(self, n_out: int) -> int:
         return max(1, (1 << 23) // max(n_out, 1))
 
     def values(self, active: torch.Tensor) -> torch.Tensor:
-        module = self.module
-        if len(module.shapes) == 1:
-            h = torch.zeros(active.shape[0], module.shapes[0][1], dtype=module.dtype,
-                            device=module.device)
-            rows, slot = torch.nonzero(active >= 0, as_tuple=True)
-            h[rows, module.input_map[active[rows, slot]]] = 1
-        else:
-            h = module._first_layer_active(active)
-            for i in range(1, len(module.shapes) - 1):
-                h = module._layer(i, h)
-        return torch.addmm(self.bias, h, self.w_t)
+        return torch.addmm(self.bias, self.module.readout_input(active), self.w_t)
 
     def compare(self, active, spec_base, ref, threshold):
         """(wrong mask [B, n_out] as numpy positions, min margin, cared count, y at wrong)."""
@@ -79,8 +70,14 @@ class ActiveReadout(DenseReadout):
 
 
 def readout_for(module) -> DenseReadout:
-    """The dense-values read-out suited to `module`."""
-    if getattr(module, "target", None) == "conditional":
+    """The dense-values read-out suited to `module`: DenseReadout computes the last layer
+    itself, as an affine map after at least one hidden layer, so a module whose read-out is
+    its only layer, or has a ReLU (a stored relu flag), is read with its own forward_active
+    (ActiveReadout) instead: nothing the module applies is skipped."""
+    if not isinstance(module, SupModule):
+        return ActiveReadout(module)
+    layers = module.layers()
+    if len(layers) < 2 or layers[-1].relu:
         return ActiveReadout(module)
     return DenseReadout(module)
 

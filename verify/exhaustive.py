@@ -23,11 +23,17 @@ import time
 import numpy as np
 import torch
 
+from backends import SupModule
 from dsl.domain import verification_domain
 from dsl.semantics import DONT_CARE, evaluate_active
 
 from .compare import MARGIN_FLOOR, contains_sorted as _contains, is_wrong, lookup_sorted, margins  # noqa: F401
+from .compare import decision_threshold
+from .block_check import BlockCheck, domain_blocks, integer_network
+from .dense_check import delta_cost, dense_cost, readout_for
 from .progress import progress_bar
+
+PATHS = ("auto", "blocks", "delta", "dense")   # how the exhaustive check evaluates the inputs
 
 DEFAULT_BATCH = 1 << 16
 
@@ -37,7 +43,7 @@ class ExhaustiveCheck:
 
     def __init__(self, circuit, module, max_counterexamples: int):
         self.circuit, self.module = circuit, module
-        self.threshold = module.threshold
+        self.threshold = decision_threshold(module)   # as the module's `decide` compares
         self.max_counterexamples = max_counterexamples
         zero = np.full((1, 1), -1, dtype=np.int64)
         ref0 = evaluate_active(circuit, zero)
@@ -76,21 +82,20 @@ class ExhaustiveCheck:
 
     def choose_path(self, sample: np.ndarray) -> str:
         """'dense' read-out or 'delta' (event-driven), whichever is estimated cheaper."""
-        from .dense_check import DenseReadout, delta_cost, dense_cost, readout_for
-        if getattr(self.module, "target", None) == "conditional":   # backends/tree_module.py
+        if not isinstance(self.module, SupModule):   # a forest (backends/tree_module.py)
             if self.module.prefers_delta:
                 return "delta"
             self.dense = readout_for(self.module)
             return "dense"
-        net = getattr(self.module, "net", None)
-        if net is not None and net.meta.get("codes"):
-            # coded inputs / outputs (compiler/codes.py) change every code coordinate:
-            # nothing stays sparse for the event-driven path to exploit
-            self.dense = DenseReadout(self.module)
+        if any(not layer.relu for layer in self.module.layers()[:-1]):
+            # a linear layer before the read-out (coded inputs / outputs, compiler/codes.py)
+            # changes every code coordinate: nothing stays sparse for the event-driven path.
+            # Decided from the module's layers, not from the compiler's bookkeeping (meta).
+            self.dense = readout_for(self.module)
             return "dense"
         sample_t = torch.as_tensor(sample, device=self.module.device)
         if dense_cost(self.module) < delta_cost(self.module, sample_t):
-            self.dense = DenseReadout(self.module)
+            self.dense = readout_for(self.module)
             return "dense"
         return "delta"
 
@@ -190,7 +195,6 @@ def verify_exhaustive(circuit, module, shard=(1, 1), batch: int = DEFAULT_BATCH,
     start_rank, stop_rank = domain.shard(*shard)
     start = time.perf_counter()
     if path in ("auto", "blocks"):
-        from .block_check import integer_network
         net, why = integer_network(module, circuit, domain)
         if net is not None:
             return _verify_blocks(circuit, module, net, domain, shard, max_counterexamples,
@@ -202,7 +206,6 @@ def verify_exhaustive(circuit, module, shard=(1, 1), batch: int = DEFAULT_BATCH,
                                num=min(256, max(stop_rank - start_rank, 1))).astype(np.int64)
     path = check.choose_path(domain.unrank(np.unique(sample_ranks))) if path == "auto" else path
     if path == "dense" and check.dense is None:
-        from .dense_check import readout_for
         check.dense = readout_for(module)
     with progress_bar(stop_rank - start_rank, "inputs", enabled=progress) as bar:
         for first, active in domain.batches(batch, start_rank, stop_rank):
@@ -215,7 +218,6 @@ def verify_exhaustive(circuit, module, shard=(1, 1), batch: int = DEFAULT_BATCH,
 
 def _verify_blocks(circuit, module, net, domain, shard, max_counterexamples, progress,
                    start) -> dict:
-    from .block_check import BlockCheck, domain_blocks
     start_rank, stop_rank = domain.shard(*shard)
     check = BlockCheck(circuit, module, net, max_counterexamples)
     width = max(domain.max_weight, 1)

@@ -29,6 +29,7 @@ import z3
 from dsl.nodes import CONST, INPUT, TABLE
 from dsl.semantics import DONT_CARE, evaluate_active
 
+from .compare import decision_threshold
 from .cones import SignalIndex, network_cone, signal_cone
 from .progress import progress_bar
 
@@ -40,20 +41,21 @@ def _real(x: float):
 
 # ================================================================ float rounding bounds
 
-def rounding_bounds(layers, unit_roundoff: float) -> np.ndarray:
+def rounding_bounds(layers, unit_roundoff: float, input_upper=None) -> np.ndarray:
     """Per read-out row, a bound on |float forward - exact forward| for 0/1 inputs.
 
-    Interval propagation bounds every activation: inputs lie in [0, 1], a ReLU neuron in
+    Interval propagation bounds every activation: inputs lie in [0, 1] (in [0, input_upper[c]]
+    where given: the number of features an input map sends to column c), a ReLU neuron in
     [0, U] with U = relu(sum_{w > 0} w U' + b). A dot product of n terms rounds by at most
     gamma_n * (sum |w| U' + |b|), gamma_n = n u / (1 - n u); errors of the previous layer pass
     through |W|: E = |W| E' + gamma_n (|W| U' + |b|). ReLU does not increase errors.
     """
-    upper = np.ones(layers[0]["n_in"])
-    err = np.zeros(layers[0]["n_in"])
+    upper = np.ones(layers[0].n_in) if input_upper is None else np.asarray(input_upper, float)
+    err = np.zeros(layers[0].n_in)
     signed = False
     for layer in layers:
-        rows, cols, vals, bias = layer["rows"], layer["cols"], layer["vals"], layer["bias"]
-        n_out = layer["n_out"]
+        rows, cols, vals, bias = layer.rows, layer.cols, layer.vals, layer.bias
+        n_out = layer.n_out
         fan_in = np.bincount(rows, minlength=n_out).max(initial=0) + 1
         gamma = fan_in * unit_roundoff / (1 - fan_in * unit_roundoff)
         magnitude = np.bincount(rows, weights=np.abs(vals) * upper[cols], minlength=n_out) + np.abs(bias)
@@ -62,20 +64,24 @@ def rounding_bounds(layers, unit_roundoff: float) -> np.ndarray:
         # compiler/codes.py): then only |W| U' bounds the pre-activation
         pos = np.maximum(vals, 0) if not signed else np.abs(vals)
         pre_upper = np.bincount(rows, weights=pos * upper[cols], minlength=n_out) + bias
-        upper = np.maximum(pre_upper, 0) if layer["relu"] else magnitude
-        signed = not layer["relu"]
+        upper = np.maximum(pre_upper, 0) if layer.relu else magnitude
+        signed = not layer.relu
     return err
 
 
-def module_layers(module) -> list[dict]:
-    """The weights exactly as the module stores them (its dtype), as float64 numpy arrays."""
-    out = []
-    for i, (n_out, n_in, relu) in enumerate(module.shapes):
-        get = lambda name: getattr(module, f"{name}{i}").detach().cpu()  # noqa: E731
-        out.append({"n_out": n_out, "n_in": n_in, "relu": relu,
-                    "rows": get("rows").numpy(), "cols": get("cols").numpy(),
-                    "vals": get("vals").double().numpy(), "bias": get("bias").double().numpy()})
-    return out
+def module_layers(module) -> list:
+    """The weights exactly as the module stores them (its dtype), as float64 numpy
+    `compiler.network.Layer`s (through the module's public `layers()`)."""
+    return [layer.numpy() for layer in module.layers()]
+
+
+def unit_roundoff(dtype) -> float:
+    """u = 2^-p of a float dtype the rounding bounds are derived for (float32, float64);
+    others (float16 / bfloat16: narrow exponent ranges, overflow) are refused."""
+    import torch
+    if dtype not in (torch.float32, torch.float64):
+        raise ValueError(f"SMT verification supports float32 and float64 modules, not {dtype}")
+    return float(torch.finfo(dtype).eps) / 2
 
 
 # ================================================================ encoders
@@ -192,8 +198,8 @@ def _network_output(layers, input_map, cone, features, solver, spec):
     values = {c: z3.Sum(t) if len(t) > 1 else t[0] for c, t in col_terms.items()}
     for li, layer in enumerate(layers):
         wanted = cone[li + 1]
-        mask = np.isin(layer["rows"], wanted)
-        rows, cols, vals = layer["rows"][mask], layer["cols"][mask], layer["vals"][mask]
+        mask = np.isin(layer.rows, wanted)
+        rows, cols, vals = layer.rows[mask], layer.cols[mask], layer.vals[mask]
         order = np.argsort(rows, kind="stable")
         rows, cols, vals = rows[order], cols[order], vals[order]
         bounds = np.searchsorted(rows, wanted), np.searchsorted(rows, wanted, side="right")
@@ -201,8 +207,8 @@ def _network_output(layers, input_map, cone, features, solver, spec):
         for n, lo, hi in zip(wanted.tolist(), *bounds):
             terms = [_real(v) * values[int(c)] for c, v in zip(cols[lo:hi], vals[lo:hi])
                      if int(c) in values]
-            pre = z3.Sum(terms + [_real(layer["bias"][n])]) if terms else _real(layer["bias"][n])
-            if layer["relu"]:
+            pre = z3.Sum(terms + [_real(layer.bias[n])]) if terms else _real(layer.bias[n])
+            if layer.relu:
                 h = z3.Real(f"h{li}_{n}")
                 solver.add(h == z3.If(pre > 0, pre, 0))
                 new[n] = h
@@ -254,9 +260,15 @@ def verify_smt(circuit, net, module, timeout_ms: int = 10_000, outputs=None,
                max_counterexamples: int = 20, progress: bool = True) -> dict:
     start = time.perf_counter()
     layers = module_layers(module)
-    unit = 2.0 ** -24 if module.dtype.itemsize == 4 else 2.0 ** -53
-    delta = rounding_bounds(layers, unit)
-    threshold = float(module.threshold)
+    unit = unit_roundoff(module.dtype)
+    # the input map as the module stores it (not the compiler's copy); a column that several
+    # features feed sums them (forward_active), so it can reach min(count, K), not just 1
+    input_map = module.input_map.detach().cpu().numpy()
+    fed = np.bincount(input_map, minlength=layers[0].n_in).astype(np.float64)
+    if circuit.sparsity is not None:
+        fed = np.minimum(fed, circuit.sparsity)
+    delta = rounding_bounds(layers, unit, np.maximum(fed, 1.0))
+    threshold = decision_threshold(module)       # as the module's `decide` compares
     drivers = circuit.output_drivers
     names = circuit.output_names()
     todo = range(len(drivers)) if outputs is None else outputs
@@ -265,8 +277,9 @@ def verify_smt(circuit, net, module, timeout_ms: int = 10_000, outputs=None,
     with progress_bar(len(todo), "outputs", enabled=progress) as bar:
         for o in todo:
             t0 = time.perf_counter()
-            status, detail = _prove_output(circuit, net, module, layers, o, int(drivers[o]),
-                                           float(delta[o]), threshold, timeout_ms)
+            status, detail = _prove_output(circuit, input_map, module, layers, o,
+                                           int(drivers[o]), float(delta[o]), threshold,
+                                           timeout_ms)
             seconds_per.append(time.perf_counter() - t0)
             outcomes.record(o, status, detail)
             bar.update(1)
@@ -285,14 +298,14 @@ def verify_smt(circuit, net, module, timeout_ms: int = 10_000, outputs=None,
     }
 
 
-def _prove_output(circuit, net, module, layers, o, driver, delta, threshold, timeout_ms):
+def _prove_output(circuit, input_map, module, layers, o, driver, delta, threshold, timeout_ms):
     cone = network_cone(layers, o)
     features = {}
     spec = _Spec(circuit, features)
     value, known = spec.signal(driver)
     solver = z3.Solver()
     solver.set("timeout", int(timeout_ms))
-    y = _network_output(layers, net.input_map, cone, features, solver, spec)[o]
+    y = _network_output(layers, input_map, cone, features, solver, spec)[o]
     if circuit.sparsity is not None and features:
         solver.add(z3.AtMost(*features.values(), circuit.sparsity))
     t, d = _real(threshold), _real(delta)

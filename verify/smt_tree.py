@@ -76,7 +76,8 @@ from dsl.nodes import TABLE
 
 from .cones import SignalIndex, signal_cone
 from .progress import progress_bar
-from .smt import Outcomes, _replay, _Spec, decide
+from .compare import decision_threshold
+from .smt import Outcomes, _replay, _Spec, decide, unit_roundoff
 
 MAX_SIZE = 200_000
 
@@ -93,7 +94,8 @@ def tree_weights(forest, module=None) -> tuple[dict, int]:
     if module is None:
         return {name: np.asarray(getattr(forest, name), np.float64) for name in _VALUE_FIELDS}, 53
     out = {name: getattr(module, name).detach().cpu().double().numpy() for name in _VALUE_FIELDS}
-    return out, (24 if module.dtype.itemsize == 4 else 53)
+    # p from the dtype itself (float16 / bfloat16 are refused, not given float64's 53 bits)
+    return out, -int(round(math.log2(unit_roundoff(module.dtype))))
 
 
 def _dyadic_scale(values: np.ndarray) -> np.ndarray:
@@ -379,7 +381,11 @@ def verify_smt_tree(circuit, net, module=None, timeout_ms: int = 10_000,
     """Prove each output of a conditional network against `circuit` (module docstring)."""
     start = time.perf_counter()
     forest = getattr(net, "forest", net)
-    threshold = float(getattr(module, "threshold", getattr(net, "threshold", 0.5)))
+    # the threshold the module's `decide` compares with (its dtype's rounding of the stored
+    # one); without a module, the network's own (the numpy walk compares in float64), and
+    # for a bare Forest, which stores none, the networks' default 0.5
+    threshold = (decision_threshold(module) if module is not None
+                 else float(getattr(net, "threshold", 0.5)))
     evaluator = module if module is not None else _WalkEvaluator(forest)
     weights, p = tree_weights(forest, module)
     g_err, e_err = rounding_bounds_tree(forest, weights, p)

@@ -26,7 +26,7 @@ from .. import csr
 from ..builder import GraphBuilder
 from ..elaborate import Limits
 from ..errors import SupError
-from ..nodes import OUTPUT
+from ..nodes import OUTPUT, SIGNAL_NAMES
 from .names import Namer, group_names
 
 INPUT, CONST0, CONST1, AND, OR, XOR, BUF, COVER = range(8)
@@ -214,7 +214,7 @@ class Netlist:
                     names.setdefault(int(sig[g]), self.names[g])
         for s, v in negated_names.items():     # a gate whose value only a negated net names
             names.setdefault(s, v)
-        gb.graph.graph["signal_names"] = {s: v for s, v in names.items() if s > gates.const1}
+        gb.graph.graph[SIGNAL_NAMES] = {s: v for s, v in names.items() if s > gates.const1}
         self._add_outputs(gb, gates, namer, sig, inv, {g.name for g in in_groups})
         return gb.circuit(circuit_name, None, self.file)
 

@@ -30,7 +30,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..nodes import GATE, TABLE, WIRE, Circuit, member_name
+from ..nodes import (CARE, COUNT, DEFAULT_CARE, DEFAULT_VALUES, DRIVERS, FIRST, GATE, INDEX, INPUTS,
+                     K, KEYS, KIND, NAME, OFFSETS, OP, OPERANDS, OUT_NAME, SHAPE, SIGNAL_NAMES,
+                     TABLE, VALUES, WIRE, Circuit, member_name)
 from .names import Namer, is_valid, sanitize
 
 OR_P, XOR_P, AND_P, NOT_P, ATOM = 1, 2, 3, 4, 5
@@ -66,30 +68,30 @@ class _Writer:
         self.table_of: dict[int, str] = {}      # table output id -> table node key
         for key in circuit.signal_nodes:
             data = self.g.nodes[key]
-            if data["kind"] == GATE:
-                off, ops, ks = data["offsets"], data["operands"].tolist(), data["k"]
-                for j in range(data["count"]):
-                    self.gate[data["first"] + j] = (data["op"], ops[off[j]:off[j + 1]],
+            if data[KIND] == GATE:
+                off, ops, ks = data[OFFSETS], data[OPERANDS].tolist(), data[K]
+                for j in range(data[COUNT]):
+                    self.gate[data[FIRST] + j] = (data[OP], ops[off[j]:off[j + 1]],
                                                     None if ks is None else int(ks[j]))
-            elif data["kind"] == TABLE:
-                for j in range(data["count"]):
-                    self.table_of[data["first"] + j] = key
-                    self.names[data["first"] + j] = f"{data['out_name']}[{j}]"
+            elif data[KIND] == TABLE:
+                for j in range(data[COUNT]):
+                    self.table_of[data[FIRST] + j] = key
+                    self.names[data[FIRST] + j] = f"{data[OUT_NAME]}[{j}]"
         for pos, name in enumerate(circuit.input_names()):
             self.names[pos] = name
         self.names[self.m], self.names[self.m + 1] = "0", "1"
         taken = set()
         for key in circuit.input_nodes + circuit.output_nodes:
-            taken.add(self.g.nodes[key]["name"])
+            taken.add(self.g.nodes[key][NAME])
         for key in circuit.table_nodes():
-            taken.add(self.g.nodes[key]["name"])
+            taken.add(self.g.nodes[key][NAME])
         self.namer = Namer(taken)
         self.loop = [self._fresh(base, taken) for base in ("_i", "_j", "_k", "_l", "_")]
-        self.preferred = dict(self.g.graph.get("signal_names", {}))
+        self.preferred = dict(self.g.graph.get(SIGNAL_NAMES, {}))
         for key in circuit.wire_nodes:
             data = self.g.nodes[key]
-            for idx, d in zip(data["index"], data["drivers"].tolist()):
-                self.preferred.setdefault(d, member_name(data["name"], idx))
+            for idx, d in zip(data[INDEX], data[DRIVERS].tolist()):
+                self.preferred.setdefault(d, member_name(data[NAME], idx))
 
     def _fresh(self, base: str, taken: set) -> str:
         name, k = base, 2
@@ -103,16 +105,16 @@ class _Writer:
     def _items(self) -> list[_Item]:
         items, tables = [], {}
         for key in self.c.table_nodes():
-            tables[self.g.nodes[key]["out_name"]] = key
+            tables[self.g.nodes[key][OUT_NAME]] = key
         for key in self.c.output_nodes:
             data = self.g.nodes[key]
-            drivers = data["drivers"]
-            if data["name"] in tables and data["kind"] != WIRE and self._is_table_family(
-                    tables[data["name"]], drivers):
-                tkey = tables[data["name"]]
-                inputs = self.g.nodes[tkey]["inputs"]
+            drivers = data[DRIVERS]
+            if data[NAME] in tables and data[KIND] != WIRE and self._is_table_family(
+                    tables[data[NAME]], drivers):
+                tkey = tables[data[NAME]]
+                inputs = self.g.nodes[tkey][INPUTS]
                 items.append(_Item("table", tkey, int(inputs.max(initial=-1)), inputs))
-            elif data["shape"] == ():
+            elif data[SHAPE] == ():
                 items.append(_Item("scalar", key, int(drivers[0]), drivers))
             else:
                 items.append(_Item("family", key, int(drivers.max(initial=-1)), drivers))
@@ -120,7 +122,7 @@ class _Writer:
 
     def _is_table_family(self, tkey: str, drivers) -> bool:
         data = self.g.nodes[tkey]
-        return np.array_equal(drivers, np.arange(data["first"], data["first"] + data["count"]))
+        return np.array_equal(drivers, np.arange(data[FIRST], data[FIRST] + data[COUNT]))
 
     def _plan(self, items) -> None:
         """Decide which gates become wires: read twice, forced, or too deep/long inline."""
@@ -148,7 +150,7 @@ class _Writer:
                 tkey = self.table_of[s]
                 if tkey not in seen:
                     seen.add(tkey)
-                    for x in self.g.nodes[tkey]["inputs"].tolist():
+                    for x in self.g.nodes[tkey][INPUTS].tolist():
                         refs[x] = refs.get(x, 0) + 1
                         forced.add(x)
                         stack.append(x)
@@ -236,8 +238,8 @@ class _Writer:
         decls = []
         for key in c.input_nodes:
             data = self.g.nodes[key]
-            shape = data["shape"]
-            decls.append(data["name"] + (f"[{', '.join(map(str, shape))}]" if shape else ""))
+            shape = data[SHAPE]
+            decls.append(data[NAME] + (f"[{', '.join(map(str, shape))}]" if shape else ""))
         if decls:
             self._emit_list("input ", decls, ";")
         if c.sparsity is not None:
@@ -254,7 +256,7 @@ class _Writer:
                     and s in self.gate:
                 # the output itself is the named signal that later gates read
                 self._item(pending.popleft())
-                self.names[s] = self.g.nodes[head.key]["name"]
+                self.names[s] = self.g.nodes[head.key][NAME]
                 continue
             self._define(s)
         while pending:
@@ -277,25 +279,25 @@ class _Writer:
     def _item(self, item: _Item) -> None:
         data = self.g.nodes[item.key]
         if item.kind == "scalar":
-            self._emit(f"output {data['name']} = {self.expr(int(item.drivers[0]))[0]};")
+            self._emit(f"output {data[NAME]} = {self.expr(int(item.drivers[0]))[0]};")
         elif item.kind == "family":
             self._family(data)
         else:
             self._table(data)
 
     def _family(self, data) -> None:
-        index, drivers = data["index"], data["drivers"].tolist()
+        index, drivers = data[INDEX], data[DRIVERS].tolist()
         dims = index.shape[1]
         loops = self.loop[:dims] if dims <= 4 else None
         if loops is None:
-            raise ValueError(f"output family '{data['name']}' has {dims} dimensions; the writer "
+            raise ValueError(f"output family '{data[NAME]}' has {dims} dimensions; the writer "
                              "handles up to 4")
         under = self.loop[4]
-        target = f"{data['name']}[{', '.join(loops)}]"
+        target = f"{data[NAME]}[{', '.join(loops)}]"
         if dims == 1 and np.array_equal(index[:, 0], np.arange(len(drivers))):
             gen = f"for {loops[0]} in 0..{len(drivers)}"
         else:
-            const = self.namer.claim(f"{data['name']}_index")
+            const = self.namer.claim(f"{data[NAME]}_index")
             rows = [("(" + ", ".join(map(str, r)) + ")") if dims > 1 else str(r[0])
                     for r in index.tolist()]
             self._emit_list(f"const {const} = [", rows, "];")
@@ -312,13 +314,13 @@ class _Writer:
         self._emit(" " * len(head) + gen + ";")
 
     def _table(self, data) -> None:
-        refs = ", ".join(self.ref_names.get(x, self.names[x]) for x in data["inputs"].tolist())
-        width, count = len(data["inputs"]), data["count"]
-        self._emit(f"table {data['name']}({refs}) -> {data['out_name']}[{count}] {{")
-        for key, values, care in zip(data["keys"].tolist(), data["values"], data["care"]):
+        refs = ", ".join(self.ref_names.get(x, self.names[x]) for x in data[INPUTS].tolist())
+        width, count = len(data[INPUTS]), data[COUNT]
+        self._emit(f"table {data[NAME]}({refs}) -> {data[OUT_NAME]}[{count}] {{")
+        for key, values, care in zip(data[KEYS].tolist(), data[VALUES], data[CARE]):
             bits = "".join("1" if (key >> b) & 1 else "0" for b in range(width))
             self._emit(f"  {bits} -> {_bits(values, care)};")
-        self._emit(f"  default -> {_bits(data['default_values'], data['default_care'])};")
+        self._emit(f"  default -> {_bits(data[DEFAULT_VALUES], data[DEFAULT_CARE])};")
         self._emit("}")
 
 

@@ -3,67 +3,40 @@
 Koyuncu ("Memorization Capacity of Neural Networks with Conditional Computation", ICLR 2023):
 n stored input-output pairs need O(sqrt n) operations per input in an ordinary ReLU network,
 O(log n) in a conditional one, where a neuron's sign decides which neuron runs next. The
-representation is `compiler.tree.Forest`; this module decides how each output is compiled:
+representation is `compiler.conditional.tree.Forest`; this module decides how each output is compiled:
 
 * outputs read straight from a lookup table whose input bits are distinct input features:
-  compiler/tree_tables.py (binary search on the key sum 2^i x_i, or a reduced decision diagram on
+  compiler/conditional/tables.py (binary search on the key sum 2^i x_i, or a reduced decision diagram on
   the bits, whichever has fewer operations on its worst input);
-* every other output: compiler/synthesis.py, which synthesises trees from the exact dense
+* every other output: compiler/conditional/synthesis.py, which synthesises trees from the exact dense
   compilation (branch on the most balanced undecided neuron, fold neurons whose sign is fixed
   on the inputs reaching a node, stop when the rest is affine), exact on the whole domain.
 
-`ConditionalNetwork` carries the forest with the same naming data as `compiler.network.Network`
-(families, sparsity, threshold, meta) so the backends and the verifier treat both alike.
+The network class is `ConditionalNetwork` (compiler/conditional/network.py).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Optional
+import math
+from dataclasses import dataclass
 
 import numpy as np
 
-from .network import family_member_names
+from dsl.domain import RowDomain, verification_domain
+
+from ..accounting import expected_active, ops_per_input
+from ..dense import compile_dense
+from ..network import input_families, output_families
+from .network import ConditionalNetwork
+from .synthesis import synthesize_circuit
+from .tables import METHODS, compile_table, spec_from_table
 from .tree import Forest
-
-
-@dataclass
-class ConditionalNetwork:
-    """A compiled conditional network: `forest` plus what names its inputs and outputs."""
-    n_inputs: int
-    forest: Forest
-    threshold: float = 0.5
-    output_families: list = field(default_factory=list)   # [(name, index int64 [n, d])]
-    input_families: list = field(default_factory=list)
-    sparsity: Optional[int] = None
-    circuit_name: str = ""
-    meta: dict = field(default_factory=dict)
-    target: str = "conditional"
-
-    @property
-    def n_outputs(self) -> int:
-        return self.forest.n_outputs
-
-    def output_names(self) -> list[str]:
-        return family_member_names(self.output_families)
-
-    def forward_active(self, active) -> np.ndarray:
-        """Read-out values y [B, n_out] (float64) for lists of active features [B, w]."""
-        return self.forest.walk(np.asarray(active, dtype=np.int64))
-
-    def forward(self, x: np.ndarray) -> np.ndarray:
-        """Read-out values for 0/1 feature rows x [B, m]."""
-        from dsl.domain import from_dense
-        return self.forward_active(from_dense(np.asarray(x, dtype=bool)))
-
-    def decide(self, x: np.ndarray) -> np.ndarray:
-        return self.forward(x) > self.threshold
-
 
 # ---------------------------------------------------------------------------- compilation
 
 @dataclass
 class ConditionalOptions:
+    """Options of the conditional target."""
     table_method: str = "auto"        # 'auto', 'key' (binary search on the key), 'bits' (diagram)
     max_domain: int = 1 << 20         # largest cone domain the synthesis pass enumerates
     mean_samples: int = 1 << 14       # inputs sampled for the mean ops when the domain is larger
@@ -86,10 +59,9 @@ def table_outputs(circuit) -> list:
 
 
 def compile_conditional(circuit, options: ConditionalOptions | None = None) -> ConditionalNetwork:
-    """Compile every output of `circuit` into a forest of neuron trees (module docstring)."""
-    from .dense import input_families, output_families
-    from .tree_tables import METHODS, compile_table, spec_from_table
-
+    """Compile every output of `circuit` into a forest of neuron trees (module docstring).
+    Raises ValueError for an unknown table method, SynthesisTooLarge when a cone's domain is
+    over the synthesis limits."""
     options = options or ConditionalOptions()
     if options.table_method not in METHODS:
         raise ValueError(f"unknown table method '{options.table_method}' "
@@ -112,7 +84,6 @@ def compile_conditional(circuit, options: ConditionalOptions | None = None) -> C
     rest = np.flatnonzero(~done)
     synthesized = 0
     if len(rest):
-        from .synthesis import synthesize_circuit
         part = synthesize_circuit(circuit, rest, max_inputs=options.max_domain)
         parts.append(part)
         synthesized = int(part.n_trees)
@@ -129,11 +100,6 @@ def compile_conditional(circuit, options: ConditionalOptions | None = None) -> C
 def _costs(circuit, net: ConditionalNetwork, options: ConditionalOptions) -> dict:
     """Ops per input over the domain (max bound, mean measured) beside the unconditional
     (dense) network's ops for the same function and log2 of the domain size."""
-    import math
-
-    from .accounting import expected_active, ops_per_input
-    from .dense import compile_dense
-
     domain, label = _domain(circuit)
     size = int(domain.size)
     per_input = max(1.0, net.forest.touched_per_feature() * expected_active(circuit.n_inputs,
@@ -156,7 +122,6 @@ def _costs(circuit, net: ConditionalNetwork, options: ConditionalOptions) -> dic
 
 def _domain(circuit):
     """(domain, description): the table rows where the language says so, else the sparse domain."""
-    from dsl.domain import RowDomain, verification_domain
     domain = verification_domain(circuit)
     if isinstance(domain, RowDomain):
         return domain, f"rows of table {domain.table}"

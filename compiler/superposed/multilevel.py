@@ -43,11 +43,14 @@ from dsl import csr
 from dsl.domain import SparseDomain
 from dsl.nodes import GATE, Circuit
 
+from dsl.semantics import active_to_dense, signal_values
+
+from ..dense.forms import FormTable
+from ..dense.levels import analyse
+from ..dense.lowering import build_layer, readout_layer
+from ..network import CHANNEL, Layer, carry_layer, stack_layers, sum_duplicates
 from .channels import ChannelSpec, listen_sets
-from .dense import _build_layer, _readout
-from .forms import FormTable, sum_duplicates
-from .levels import analyse
-from .network import CARRY, CHANNEL, Layer
+from .search import search
 
 SUPERPOSABLE_OPS = ("and", "or", "atleast")
 EXACT_BOUND_LIMIT = 1 << 20        # enumerate the domain for K' when it has at most this many inputs
@@ -128,7 +131,7 @@ def sparsity_bound(circuit: Circuit, features: np.ndarray):
     domain = SparseDomain(m, K)
     shapes = _threshold_shapes(circuit, features) if K is not None else None
     if shapes is not None and (shapes[1] == [len(s) for s in shapes[0]]).all():
-        found = _and_maximum(shapes[0], K)
+        found = and_maximum(shapes[0], K)
         if found is not None and found[1]:
             return min(found[0], n), ("exact: largest number of AND features whose operand sets "
                                       "fit in K active features")
@@ -149,14 +152,14 @@ def sparsity_bound(circuit: Circuit, features: np.ndarray):
             mult = max(np.unique(np.array(same), axis=0, return_counts=True)[1])
             total += min(math.comb(K, r) * int(mult), len(same))
         bounds.append(total)
-        found = _and_maximum(sets, K)
+        found = and_maximum(sets, K)
         if found is not None:
             bounds.append(found[0])
     return int(min(bounds)), ("bound: min(features, top-K operand degrees / k_min, "
                               "AND operand sets inside K active features)")
 
 
-def _and_maximum(sets, K, budget: int = 200_000):
+def and_maximum(sets, K, budget: int = 200_000):
     """(value, exact): value >= max over |S| <= K of #{g : F_g inside S} for AND features
     (operand sets F_g), with equality when `exact`; None when the search exceeds `budget`
     states.
@@ -205,7 +208,6 @@ def _and_maximum(sets, K, budget: int = 200_000):
 
 
 def _enumerated_bound(circuit, features, domain) -> int:
-    from dsl.semantics import active_to_dense, signal_values
     step = max(1, (1 << 24) // max(circuit.n_signals, 1))
     best = 0
     for start in range(0, domain.size, step):
@@ -250,10 +252,10 @@ def feature_layers(circuit: Circuit, features: np.ndarray):
                       np.arange(m, dtype=np.int64), np.ones(m), np.zeros(m))
     layers, width = [], m
     for level in range(1, lv.depth + 1):
-        layer, table = _build_layer(circuit, lv, level, table, width, m)
+        layer, table = build_layer(circuit, lv, level, table, width, m)
         layers.append(layer)
         width = layer.n_out
-    return layers, _readout(features, lv, table, width, m)
+    return layers, readout_layer(features, lv, table, width, m)
 
 
 def channel_block(circuit, features, spec, a):
@@ -289,8 +291,9 @@ def side_by_side(net, layers, readout, positions):
     merged, a_prev = [], 0
     for level in range(depth):
         shift = a_prev if level else 0
-        merged.append(_stack([(a_layers[level], 0), (b_layers[level], shift)],
-                             a_layers[level].n_in + (b_layers[level].n_in if level else 0)))
+        merged.append(stack_layers([a_layers[level], b_layers[level]],
+                                   a_layers[level].n_in + (b_layers[level].n_in if level else 0),
+                                   col_shifts=(0, shift)))
         a_prev = a_layers[level].n_out
     a_out = net.readout
     rows = np.concatenate([a_out.rows, positions[readout.rows]])
@@ -311,34 +314,9 @@ def _pad(layers, cols, depth, m):
     width = layers[-1].n_out if layers else m
     out = list(layers)
     for level in range(len(layers), depth):
-        out.append(_carry(width if level == len(layers) else len(needed),
+        out.append(carry_layer(width if level == len(layers) else len(needed),
                           needed if level == len(layers) else np.arange(len(needed))))
     return out, local.reshape(-1)
-
-
-def _carry(n_in: int, take: np.ndarray) -> Layer:
-    idx = np.arange(len(take), dtype=np.int64)
-    return Layer(n_in, len(take), idx, take.astype(np.int64), np.ones(len(take)),
-                 np.zeros(len(take)), True, np.full(len(take), CARRY, np.int8), take.astype(np.int64),
-                 np.zeros(len(take), np.int64))
-
-
-def _stack(parts, n_in) -> Layer:
-    rows, cols, vals, bias, role, signal, part = [], [], [], [], [], [], []
-    offset = 0
-    for lay, shift in parts:
-        rows.append(lay.rows + offset)
-        cols.append(lay.cols + shift)
-        vals.append(lay.vals)
-        bias.append(lay.bias)
-        role.append(lay.role if lay.role is not None else np.full(lay.n_out, CARRY, np.int8))
-        signal.append(lay.signal if lay.signal is not None else np.zeros(lay.n_out, np.int64))
-        part.append(lay.part if lay.part is not None else np.zeros(lay.n_out, np.int64))
-        offset += lay.n_out
-    cat = lambda xs, dt: np.concatenate(xs).astype(dt)  # noqa: E731
-    return Layer(n_in, offset, cat(rows, np.int64), cat(cols, np.int64), cat(vals, np.float64),
-                 cat(bias, np.float64), True, cat(role, np.int8), cat(signal, np.int64),
-                 cat(part, np.int64))
 
 
 # ------------------------------------------------------------------ choosing
@@ -354,7 +332,6 @@ def compile_levels(circuit: Circuit, rest, build, options):
     positions, features, spec = candidates(circuit, rest)
     if len(positions) == 0:
         return plain, {"dense_positions": rest, "levels": []}
-    from .superposed import search
     sub = dataclasses.replace(options, max_error=None, width=None, log=[])
     a = search(spec, sub)
     info = {"dense_positions": rest, "levels": [_level_entry(circuit, positions, features, spec,

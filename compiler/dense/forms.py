@@ -15,6 +15,8 @@ import numpy as np
 
 from dsl import csr
 
+from ..network import sum_duplicates
+
 
 @dataclass
 class FormTable:
@@ -81,15 +83,3 @@ def combine(slot_offsets, slot_signals, slot_coefs, bias, table, base, negated, 
     cols = f_nrn
     vals = slot_coefs[term_slot] * f_cf
     return (*sum_duplicates(rows, cols, vals), total_bias)
-
-
-def sum_duplicates(rows, cols, vals):
-    """COO with equal (row, col) entries summed and zeros dropped."""
-    if len(rows) == 0:
-        return rows, cols, vals
-    width = np.int64(cols.max() + 1)
-    keys = rows * width + cols
-    uniq, inverse = np.unique(keys, return_inverse=True)
-    summed = np.bincount(inverse.reshape(-1), weights=vals, minlength=len(uniq))
-    keep = summed != 0
-    return uniq[keep] // width, uniq[keep] % width, summed[keep]

@@ -61,15 +61,20 @@ import numpy as np
 from dsl import csr
 from dsl.constants import splitmix64
 
+from scipy import sparse
+
+from ..target import TargetUnavailable
+from ..network import CHANNEL, Layer, Network, input_families, output_families
 from .channels import Assignment, ChannelSpec, listen_sets
-from .network import CHANNEL, Layer, Network
+from .search import attempt
+from .select import superposable
 
 ETA = 0.02            # a silent neuron's pre-activation is at most -ETA (exact zeros)
 UNIT_ROUNDOFF = 2.0 ** -24   # float32, the module's default number type
 MAX_DIM = 1 << 16
 
 
-class CodeError(ValueError):
+class CodeError(TargetUnavailable, ValueError):
     """Codes requested for a circuit or network they cannot serve."""
 
 
@@ -143,7 +148,6 @@ class Certificate:
 
 def listen_matrix(spec: ChannelSpec, a: Assignment):
     """scipy CSR [n, m] 0/1: A[i, f] = 1 when neuron i listens to feature f."""
-    from scipy import sparse
     l_off, l_feat = listen_sets(spec, a)
     return sparse.csr_matrix((np.ones(len(l_feat)), (csr.row_of_each(l_off), l_feat)),
                              shape=(a.n, spec.m))
@@ -151,7 +155,6 @@ def listen_matrix(spec: ChannelSpec, a: Assignment):
 
 def readout_matrix(a: Assignment, n_outputs: int, scale: np.ndarray):
     """scipy CSR [m', n]: R[j, i] = s_j for i in C_j."""
-    from scipy import sparse
     rows = csr.row_of_each(a.c_offsets)
     return sparse.csr_matrix((scale[rows], (rows, a.c_neurons)), shape=(n_outputs, a.n))
 
@@ -321,7 +324,6 @@ def one_per_output(spec: ChannelSpec) -> Assignment:
 def search_coded(spec, in_code, out_code, options, log: list):
     """(assignment, certificate, weights) of the fewest neurons whose certificate passes, or
     (None, certificate of one neuron per output, None)."""
-    from .superposed import _attempt
     base = one_per_output(spec)
     cert, weights = certify(spec, base, in_code, out_code)
     log.append({"n": base.n, "t": 1, "certified": cert.ok, "margin": cert.margin})
@@ -335,8 +337,8 @@ def search_coded(spec, in_code, out_code, options, log: list):
     if spec.n_outputs < 8 or hi < lo:
         return best
 
-    def attempt(n):
-        a, left = _attempt(spec, n, t, options.construction, options.seed, options.repair_rounds)
+    def try_width(n):
+        a, left = attempt(spec, n, t, options.construction, options.seed, options.repair_rounds)
         if left:
             log.append({"n": n, "t": t, "failing": int(left)})
             return None
@@ -344,13 +346,13 @@ def search_coded(spec, in_code, out_code, options, log: list):
         log.append({"n": n, "t": t, "certified": c.ok, "margin": c.margin})
         return (a, c, w) if c.ok else None
 
-    found = attempt(hi)              # least sharing first: if this fails, more sharing fails too
+    found = try_width(hi)              # least sharing first: if this fails, more sharing fails too
     if found is None or options.width:
         return found or best
     best = found
     while lo < hi:
         mid = (lo + hi) // 2
-        got = attempt(mid)
+        got = try_width(mid)
         if got is not None:
             hi, best = mid, got
         else:
@@ -402,8 +404,6 @@ def needed_widths(spec, in_dim, out_dim, seed: int) -> dict:
 
 def compile_coded(circuit, options) -> Network:
     """The superposed target with an input and/or output code (see the module docstring)."""
-    from .dense import input_families, output_families
-    from .superposed import superposable
     start = time.perf_counter()
     in_dim, out_dim, seed = options.input_code, options.output_code, options.code_seed
     for name, dim in (("--input-code", in_dim), ("--output-code", out_dim)):
@@ -462,9 +462,9 @@ def build_network(circuit, spec, a, cert, weights, in_code, out_code, seed: int)
     bias_h = -(theta + cert.delta)
     role = (np.full(n, CHANNEL, np.int8), np.arange(n, dtype=np.int64), np.zeros(n, np.int64))
     if in_code is not None:
-        layers.append(_dense_layer(in_code, np.zeros(in_code.shape[0]), relu=False))
+        layers.append(Layer.from_dense(in_code, np.zeros(in_code.shape[0]), relu=False))
         codes["input"] = _code_info(in_code, seed, "input", 0)
-        hidden = _dense_layer(weights["w1"], bias_h, relu=True)
+        hidden = Layer.from_dense(weights["w1"], bias_h, relu=True)
     else:
         lst = weights["listen"].tocoo()
         hidden = Layer(m, n, lst.row.astype(np.int64), lst.col.astype(np.int64),
@@ -473,8 +473,8 @@ def build_network(circuit, spec, a, cert, weights, in_code, out_code, seed: int)
     layers.append(hidden)
     readout = weights["readout"].tocoo()
     if out_code is not None:
-        layers.append(_dense_layer(weights["code_w"], np.zeros(out_code.shape[0]), relu=False))
-        layers.append(_dense_layer(out_code.T, cert.offset, relu=False))
+        layers.append(Layer.from_dense(weights["code_w"], np.zeros(out_code.shape[0]), relu=False))
+        layers.append(Layer.from_dense(out_code.T, cert.offset, relu=False))
         codes["output"] = _code_info(out_code, seed, "output", len(layers) - 1)
     else:
         layers.append(Layer(n, n_out, readout.row.astype(np.int64), readout.col.astype(np.int64),
@@ -484,33 +484,3 @@ def build_network(circuit, spec, a, cert, weights, in_code, out_code, seed: int)
                   sparsity=circuit.sparsity, circuit_name=circuit.name)
     net.meta["codes"] = codes
     return net
-
-
-def _dense_layer(matrix: np.ndarray, bias: np.ndarray, relu: bool) -> Layer:
-    n_out, n_in = matrix.shape
-    rows, cols = np.nonzero(matrix)
-    return Layer(n_in, n_out, rows.astype(np.int64), cols.astype(np.int64),
-                 matrix[rows, cols].astype(np.float64), np.asarray(bias, dtype=np.float64), relu)
-
-
-# ------------------------------------------------------------------ accounting
-
-def code_layers(net) -> set:
-    """Indices of the fixed encoder / decoder layers (not computation)."""
-    codes = net.meta.get("codes") or {}
-    return {int(c["layer"]) for c in (codes.get("input"), codes.get("output")) if c}
-
-
-def code_accounting(net) -> dict:
-    """The codes, reported apart from the computation: widths, parameters, coherence."""
-    codes = net.meta.get("codes") or {}
-    out = {}
-    for name in ("input", "output"):
-        c = codes.get(name)
-        if c:
-            layer = net.layers[int(c["layer"])]
-            out[name] = {"dim": c["dim"], "params": int(layer.nnz), "coherence": c["coherence"],
-                         "seed_stream": c["stream"], "kind": c["kind"]}
-    if "certificate" in codes:
-        out["certificate"] = codes["certificate"]
-    return out

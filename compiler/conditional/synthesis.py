@@ -56,8 +56,8 @@ from scipy.sparse.csgraph import connected_components
 from dsl import csr
 from dsl.domain import SparseDomain
 
-from .forms import sum_duplicates
-from .network import Network
+from ..dense import compile_dense
+from ..network import Network, sum_duplicates
 from .tree import NEURON, Forest, leaf_code
 
 DEFAULT_MAX_INPUTS = 1 << 20      # largest cone domain synthesised per group
@@ -104,7 +104,6 @@ def synthesize_circuit(circuit, positions, max_inputs: int = DEFAULT_MAX_INPUTS,
     positions; outputs not listed have output_tree -1. Raises SynthesisTooLarge for a group
     whose cone domain has more than `max_inputs` inputs (or whose domain size times widest
     layer exceeds `max_work`)."""
-    from .dense import compile_dense
     positions = np.asarray(positions, dtype=np.int64).reshape(-1)
     m, n_out = circuit.n_inputs, circuit.n_outputs
     if len(positions) == 0:

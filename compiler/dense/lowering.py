@@ -28,9 +28,10 @@ import numpy as np
 from dsl import csr
 from dsl.nodes import GATE, TABLE, Circuit
 
+from ..network import (CARRY, GATE_NEURON, TABLE_ROW, Layer, Network, input_families,
+                       output_families, stack_layers)
 from .forms import FormTable, combine, lookup
 from .levels import analyse
-from .network import CARRY, GATE_NEURON, TABLE_ROW, Layer, Network
 
 
 def compile_dense(circuit: Circuit, outputs=None) -> Network:
@@ -44,30 +45,14 @@ def compile_dense(circuit: Circuit, outputs=None) -> Network:
                       np.arange(m, dtype=np.int64), np.ones(m), np.zeros(m))
     layers, width = [], m
     for level in range(1, lv.depth + 1):
-        layer, table = _build_layer(circuit, lv, level, table, width, const0)
+        layer, table = build_layer(circuit, lv, level, table, width, const0)
         layers.append(layer)
         width = layer.n_out
-    layers.append(_readout(drivers, lv, table, width, const0))
+    layers.append(readout_layer(drivers, lv, table, width, const0))
     return Network("dense", m, layers, np.arange(m, dtype=np.int64),
                    output_families=output_families(circuit),
                    input_families=input_families(circuit),
                    sparsity=circuit.sparsity, circuit_name=circuit.name)
-
-
-def output_families(circuit: Circuit) -> list:
-    return [(circuit.graph.nodes[k]["name"], circuit.graph.nodes[k]["index"])
-            for k in circuit.output_nodes]
-
-
-def input_families(circuit: Circuit) -> list:
-    out = []
-    for key in circuit.input_nodes:
-        data = circuit.graph.nodes[key]
-        shape = data["shape"]
-        index = (np.indices(shape).reshape(len(shape), -1).T.astype(np.int64) if shape
-                 else np.zeros((1, 0), np.int64))
-        out.append((data["name"], index))
-    return out
 
 
 class _LayerParts:
@@ -81,7 +66,7 @@ class _LayerParts:
 
     def add_neurons(self, rows, cols, vals, bias, role, signal, part) -> int:
         first = self.count
-        self.rows.append(rows + first)
+        self.rows.append(rows)
         self.cols.append(cols)
         self.vals.append(vals)
         self.bias.append(bias)
@@ -99,10 +84,10 @@ class _LayerParts:
         self.form_const.append(const)
 
     def layer(self, n_in: int) -> Layer:
-        cat = lambda xs, dt: np.concatenate(xs).astype(dt) if xs else np.zeros(0, dt)  # noqa: E731
-        return Layer(n_in, self.count, cat(self.rows, np.int64), cat(self.cols, np.int64),
-                     cat(self.vals, np.float64), cat(self.bias, np.float64), True,
-                     cat(self.role, np.int8), cat(self.signal, np.int64), cat(self.part, np.int64))
+        blocks = [Layer(n_in, len(b), r, c, v, b, True, ro, s, p) for r, c, v, b, ro, s, p
+                  in zip(self.rows, self.cols, self.vals, self.bias, self.role, self.signal,
+                         self.part)]
+        return stack_layers(blocks, n_in)
 
     def table(self) -> FormTable:
         offsets, shift = [np.zeros(1, np.int64)], 0
@@ -115,7 +100,9 @@ class _LayerParts:
                                cat(self.form_const, np.float64))
 
 
-def _build_layer(circuit, lv, level, prev_table, n_in, const0):
+def build_layer(circuit, lv, level, prev_table, n_in, const0):
+    """Hidden layer `level` of the dense lowering and the value forms of the signals it makes
+    (a FormTable: each live signal as an affine form of this layer's neurons)."""
     parts = _LayerParts()
     for key in circuit.signal_nodes:
         data = circuit.graph.nodes[key]
@@ -252,7 +239,8 @@ def _carry_neurons(parts, lv, level, prev_table, const0) -> None:
                     np.ones(len(carry)), np.zeros(len(carry)))
 
 
-def _readout(drivers, lv, table, n_in, const0) -> Layer:
+def readout_layer(drivers, lv, table, n_in, const0) -> Layer:
+    """The affine read-out: each driver's value form over the last hidden layer."""
     n_out = len(drivers)
     off, nrn, cf, const = lookup(table, drivers, lv.base, lv.negated, const0)
     rows = csr.row_of_each(off)
