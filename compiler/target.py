@@ -25,6 +25,7 @@ from dataclasses import dataclass, field, fields
 from typing import ClassVar, Optional
 
 from .accounting import layered_accounting
+from .network import Network
 
 METHODS = ("exhaustive", "smt", "sample", "structural")
 
@@ -68,8 +69,8 @@ class Target(ABC):
     name: ClassVar[str]
     summary: ClassVar[str] = ""
     options_type: ClassVar[type]
-    network_type: ClassVar[type]
-    methods: ClassVar[tuple] = ("exhaustive", "smt", "sample")
+    network_type: ClassVar[type] = Network          # layered unless the target says otherwise
+    methods: ClassVar[tuple] = METHODS
     default_dtype: ClassVar[str] = "float32"
 
     def option_names(self) -> tuple:

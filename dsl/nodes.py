@@ -245,10 +245,18 @@ class Circuit:
         drivers = self.output_drivers
         return int(self.signal_depth()[drivers].max()) if len(drivers) else 0
 
+    @property
+    def signal_firsts(self) -> np.ndarray:
+        """int64 [len(signal_nodes)]: the first signal id of each signal-holding node (cached)."""
+        if "signal_firsts" not in self._cache:
+            self._cache["signal_firsts"] = np.array(
+                [self.graph.nodes[k][FIRST] for k in self.signal_nodes], dtype=np.int64)
+        return self._cache["signal_firsts"]
+
     def node_of_signal(self, ids) -> np.ndarray:
-        """Index into `signal_nodes` of the node holding each signal id."""
-        firsts = np.array([self.graph.nodes[k][FIRST] for k in self.signal_nodes])
-        return np.searchsorted(firsts, np.asarray(ids), side="right") - 1
+        """Index into `signal_nodes` of the node holding each signal id: the one lookup from a
+        signal to its node that every module uses."""
+        return np.searchsorted(self.signal_firsts, np.asarray(ids), side="right") - 1
 
 
 def _box_index(shape) -> np.ndarray:

@@ -247,7 +247,6 @@ class _EventEngine:
     def __init__(self, circuit: Circuit, base: np.ndarray):
         self.c = circuit
         self.base = base
-        self.firsts = np.array([circuit.graph.nodes[k][FIRST] for k in circuit.signal_nodes])
         self.exact = not (base == DONT_CARE).any() and not circuit.has_dont_care
         self.indexes = {}
 
@@ -286,7 +285,7 @@ class _EventEngine:
     def value(self, rows: np.ndarray, sigs: np.ndarray) -> np.ndarray:
         """Value of signal sigs[i] on input rows[i]."""
         out = self.base[sigs].copy()
-        node = np.searchsorted(self.firsts, sigs, side="right") - 1
+        node = self.c.node_of_signal(sigs)
         for n in np.unique(node):
             ch = self.changes.get(self.c.signal_nodes[n])
             if ch is None:

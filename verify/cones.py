@@ -31,10 +31,9 @@ class SignalIndex:
     def __init__(self, circuit):
         self.circuit = circuit
         self.keys = circuit.signal_nodes
-        self.firsts = np.array([circuit.graph.nodes[k]["first"] for k in self.keys])
 
     def node(self, sig: int):
-        i = int(np.searchsorted(self.firsts, sig, side="right")) - 1
+        i = int(self.circuit.node_of_signal(sig))
         data = self.circuit.graph.nodes[self.keys[i]]
         return data, sig - data["first"]
 

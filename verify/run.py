@@ -26,9 +26,8 @@ class MethodUnavailable(ValueError):
 def module_for(net, dtype: str | None = None, device=None):
     """The torch module a verification runs: `dtype` 'float32' / 'float64' (None: the
     target's default), `device` None for CUDA when available."""
-    name = dtype or TARGETS.get_target(net.target).default_dtype
-    return to_module(net, dtype=torch.float64 if name == "float64" else torch.float32,
-                     device=device)
+    chosen = None if dtype is None else getattr(torch, dtype)
+    return to_module(net, dtype=chosen, device=device)
 
 
 def check_method(net, method: str) -> None:

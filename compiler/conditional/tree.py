@@ -83,21 +83,10 @@ class Forest:
     term_vals: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
     # ------------------------------------------------------------------ sizes
-    @property
-    def n_trees(self) -> int:
-        return len(self.tree_root)
-
-    @property
-    def n_registers(self) -> int:
-        return len(self.reg_tree)
-
-    @property
-    def n_gates(self) -> int:
-        return len(self.gate_tree)
-
-    @property
-    def n_leaves(self) -> int:
-        return len(self.leaf_tree)
+    n_trees = property(lambda self: len(self.tree_root), doc="Number of trees.")
+    n_registers = property(lambda self: len(self.reg_tree), doc="Number of key registers.")
+    n_gates = property(lambda self: len(self.gate_tree), doc="Number of gates (neurons).")
+    n_leaves = property(lambda self: len(self.leaf_tree), doc="Number of leaves.")
 
     def arrays(self) -> dict:
         """Every array field by name (for saving)."""

@@ -19,8 +19,6 @@ class DenseTarget(Target):
     name = "dense"
     summary = "one neuron per gate, exact on every input"
     options_type = DenseOptions
-    network_type = Network
-    methods = ("exhaustive", "smt", "sample", "structural")
 
     def compile(self, circuit, options, progress=None) -> Network:
         """The exact dense network of every output of `circuit`."""

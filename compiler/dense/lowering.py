@@ -38,21 +38,27 @@ def compile_dense(circuit: Circuit, outputs=None) -> Network:
     """Exact network for all outputs, or only for the output positions `outputs` (the read-out
     then has one row per selected output, in that order)."""
     drivers = circuit.output_drivers if outputs is None else circuit.output_drivers[outputs]
-    lv = analyse(circuit, drivers)
-    const0 = circuit.n_inputs
+    hidden, readout = lower_signals(circuit, drivers)
     m = circuit.n_inputs
+    return Network("dense", m, hidden + [readout], np.arange(m, dtype=np.int64),
+                   output_families=output_families(circuit),
+                   input_families=input_families(circuit),
+                   sparsity=circuit.sparsity, circuit_name=circuit.name)
+
+
+def lower_signals(circuit: Circuit, signals: np.ndarray) -> tuple:
+    """(hidden layers, read-out) computing the circuit signals `signals` exactly from the input
+    features: one read-out row per signal, its value exactly 0 or 1 on every input."""
+    m = circuit.n_inputs          # the constant-0 signal's id is m
+    lv = analyse(circuit, signals)
     table = FormTable(np.arange(m, dtype=np.int64), np.arange(m + 1, dtype=np.int64),
                       np.arange(m, dtype=np.int64), np.ones(m), np.zeros(m))
     layers, width = [], m
     for level in range(1, lv.depth + 1):
-        layer, table = build_layer(circuit, lv, level, table, width, const0)
+        layer, table = build_layer(circuit, lv, level, table, width, m)
         layers.append(layer)
         width = layer.n_out
-    layers.append(readout_layer(drivers, lv, table, width, const0))
-    return Network("dense", m, layers, np.arange(m, dtype=np.int64),
-                   output_families=output_families(circuit),
-                   input_families=input_families(circuit),
-                   sparsity=circuit.sparsity, circuit_name=circuit.name)
+    return layers, readout_layer(signals, lv, table, width, m)
 
 
 class _LayerParts:

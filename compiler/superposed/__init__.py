@@ -22,8 +22,6 @@ class SuperposedTarget(Target):
     name = "superposed"
     summary = "outputs share channel neurons (computation in superposition), proved exact"
     options_type = SuperposedOptions
-    network_type = Network
-    methods = ("exhaustive", "smt", "sample", "structural")
 
     def make_options(self, **values) -> SuperposedOptions:
         """SuperposedOptions; OptionError for a rate outside [0, 1], a code width <= 0, or

@@ -45,9 +45,7 @@ from dsl.nodes import GATE, Circuit
 
 from dsl.semantics import active_to_dense, signal_values
 
-from ..dense.forms import FormTable
-from ..dense.levels import analyse
-from ..dense.lowering import build_layer, readout_layer
+from ..dense.lowering import lower_signals
 from ..network import CHANNEL, Layer, carry_layer, stack_layers, sum_duplicates
 from .channels import ChannelSpec, listen_sets
 from .search import search
@@ -246,16 +244,7 @@ def _threshold_shapes(circuit, features):
 def feature_layers(circuit: Circuit, features: np.ndarray):
     """Dense hidden layers computing the signals `features`, and their 0/1 value forms (an
     affine read-out with one row per feature)."""
-    m = circuit.n_inputs
-    lv = analyse(circuit, features)
-    table = FormTable(np.arange(m, dtype=np.int64), np.arange(m + 1, dtype=np.int64),
-                      np.arange(m, dtype=np.int64), np.ones(m), np.zeros(m))
-    layers, width = [], m
-    for level in range(1, lv.depth + 1):
-        layer, table = build_layer(circuit, lv, level, table, width, m)
-        layers.append(layer)
-        width = layer.n_out
-    return layers, readout_layer(features, lv, table, width, m)
+    return lower_signals(circuit, features)
 
 
 def channel_block(circuit, features, spec, a):

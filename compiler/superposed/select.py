@@ -15,8 +15,7 @@ def superposable(circuit: Circuit):
     m = circuit.n_inputs
     drivers = circuit.output_drivers
     graph = circuit.graph
-    firsts = np.array([graph.nodes[k]["first"] for k in circuit.signal_nodes])
-    node_of = np.searchsorted(firsts, drivers, side="right") - 1
+    node_of = circuit.node_of_signal(drivers)
     take = np.zeros(len(drivers), dtype=bool)
     k = np.zeros(len(drivers), dtype=np.int64)
     lens = np.zeros(len(drivers), dtype=np.int64)
