@@ -39,6 +39,7 @@ class DeltaResult:
     query_values: Optional[torch.Tensor] = None
 
     def dense(self) -> torch.Tensor:
+        """The full read-out [n_rows, n_out]: the baseline with the changed entries written in."""
         out = self.base.expand(self.n_rows, -1).clone()
         out[self.rows, self.outputs] = self.values
         return out

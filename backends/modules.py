@@ -29,6 +29,13 @@ def to_module(net, dtype: torch.dtype | None = None, **kwargs):
     """The torch module of a compiled network, in `dtype` (default: the target's); other
     keyword arguments (device, ...) go to the module.
 
+    Args:
+        net: a compiled network.
+        dtype: the module's float type (default: `default_dtype(net)`).
+        **kwargs: passed to the module (`device`, `max_cells`, `max_pairs`, ...).
+    Returns:
+        A `SupModule` for a layered `Network`, a `ConditionalModule` for a
+        `ConditionalNetwork`.
     Raises:
         TypeError: the network's class has no module.
     """

@@ -22,9 +22,20 @@ class OnnxUnavailable(Exception):
 
 
 def to_onnx(net: Network, dtype=np.float32):
+    """The network's dense form as an ONNX model (module docstring).
+
+    Args:
+        net: a layered network.
+        dtype: np.float32 or np.float64.
+    Returns:
+        A checked `onnx.ModelProto`: input `x` [B, m], output `y` [B, n_out].
+    Raises:
+        OnnxUnavailable: onnx is not installed, or the dense form is over MAX_DENSE_PARAMS.
+    """
     try:
+        # onnx is an optional dependency (the `onnx` extra), imported only when exporting
         import onnx
-        from onnx import TensorProto, helper, numpy_helper
+        from onnx import TensorProto, helper, numpy_helper  # optional, as above
     except ImportError:
         raise OnnxUnavailable("ONNX export needs the onnx package: pip install onnx") from None
     dense = sum(layer.n_out * layer.n_in for layer in net.layers)
@@ -60,8 +71,15 @@ def to_onnx(net: Network, dtype=np.float32):
 
 
 def export_onnx(net: Network, path, dtype=np.float32) -> Path:
-    import onnx
-    model = to_onnx(net, dtype)
+    """Write `to_onnx(net, dtype)` to `path`.
+
+    Returns:
+        The path written.
+    Raises:
+        OnnxUnavailable: as `to_onnx`.
+    """
+    model = to_onnx(net, dtype)   # raises OnnxUnavailable when the optional onnx is missing
+    import onnx  # optional dependency, present once to_onnx succeeded
     path = Path(path)
     onnx.save(model, str(path))
     return path

@@ -64,6 +64,10 @@ def save(net: CompiledNetwork, path, extra: dict | None = None) -> Path:
 def load(path) -> CompiledNetwork:
     """The network saved at `path`.
 
+    Args:
+        path: the file written by `save` (`.safetensors` added when missing).
+    Returns:
+        The network, of its target's `network_type`, checked consistent (`net.problems()`).
     Raises:
         ModelFileError: not a readable sup model, an unknown target, or arrays and fields that
             do not make a consistent network (so no later code can index out of bounds or

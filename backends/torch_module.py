@@ -59,7 +59,15 @@ class ModuleLayer:
 class SupModule(nn.Module):
     """A layered network (any target whose network is a `compiler.network.Network`) as a torch
     module: `forward` on 0/1 feature rows, `forward_active` on lists of active features,
-    `forward_delta` event-driven, `layers()` for verifiers, `decide` for output bits."""
+    `forward_delta` event-driven, `layers()` for verifiers, `decide` for output bits.
+
+    Args:
+        net: the layered network; its weights become buffers.
+        dtype: the float type to compute in (float32 by default).
+        device: where to put the buffers (default: CUDA when available, else the CPU).
+        max_cells: batches are cut so one chunk's widest activation has at most this many
+            numbers.
+    """
 
     def __init__(self, net: Network, dtype: torch.dtype = torch.float32,
                  device: Optional[torch.device | str] = None, max_cells: int = 1 << 24):
@@ -183,6 +191,7 @@ class SupModule(nn.Module):
         return self.delta_engine().run(self._as_active(active), lower, upper, queries)
 
     def delta_engine(self) -> DeltaForward:
+        """The event-driven forward of this module (built on first use, cached until the module moves)."""
         if "delta" not in self._compiled:
             self._compiled["delta"] = DeltaForward(self)
         return self._compiled["delta"]
@@ -226,7 +235,7 @@ class SupModule(nn.Module):
         b_idx, slot = torch.nonzero(active >= 0, as_tuple=True)
         cols = self.input_map[active[b_idx, slot]]
         if len(self.vals0) * 4 > n_out * n_in and n_out * n_in <= DENSE_LIMIT:
-            # a dense first layer (an input code, compiler/codes.py): gather whole columns
+            # a dense first layer (an input code, compiler/superposed/codes.py): gather whole columns
             if "dense_t" not in self._compiled:
                 self._compiled["dense_t"] = self._weight(0).t().contiguous()
             out = self.bias0.expand(active.shape[0], n_out).clone()

@@ -1,34 +1,11 @@
-"""A conditional network (compiler/conditional.py) as a torch `nn.Module`, on CPU or CUDA.
+"""A conditional network (compiler/conditional/network.py) as a torch `nn.Module`, on CPU or CUDA.
 
-Every array of the `compiler.tree.Forest` is a buffer (so `.to(device)` moves it), plus a few
-index maps derived from them. Evaluation is batched: all (input, tree) pairs descend the forest
-together, one gate level per iteration (as many iterations as the forest is deep), with gathers
-and scatters only; there is no Python loop over inputs or trees.
+`ConditionalModule` holds every array of the forest as a buffer and walks all (input, tree)
+pairs together, one gate level per iteration, visiting only the trees an input touches.
+Forwards: `forward` (0/1 features), `forward_active` (padded lists of active features),
+`forward_delta` (baseline plus changed entries, for the exhaustive verifier).
 
-Only the trees an input *touches* are walked: a tree none of whose registers, gates or leaf terms
-reads an active feature of the input computes exactly what it computes on the all-zero input,
-so its outputs are the baseline read-out (computed once, by the same walk on the all-zero
-input). A table of 2^18 rows is one tree; a million pairwise ANDs are a million one-gate trees
-of which an input with 2 active features touches a few hundred.
-
-Per (input, node) pair the affine value w . v + b is computed from
-
-* register terms: registers r = R x + r0 are summed once per input from the active features'
-  columns (feature -> register map), then gathered;
-* input-feature terms: either the node's input terms are looked up among the input's active
-  features, or the input's active features among the node's terms, whichever is fewer lookups.
-
-Forwards:
-
-* `forward_active(active)`: padded [B, w] LongTensor of active features (-1 = none) ->
-  read-out values [B, n_out];
-* `forward(x)`: 0/1 features [B, m] -> the same;
-* `forward_delta(active, lower, upper, queries)`: baseline plus changed entries
-  (`backends.delta.DeltaResult`), the form the exhaustive verifier's delta path reads.
-
-Batches are cut so one chunk walks at most `max_pairs` (input, tree) pairs. Registers hold
-integer keys (2^32 and more): the default dtype float64 keeps them exact; float32 works but
-rounds large keys (the verifier then finds the inputs where that matters).
+Why skipping untouched trees is exact: docs/proofs/conditional.md
 """
 
 from __future__ import annotations
@@ -51,7 +28,14 @@ def _default_device() -> torch.device:
 
 
 class ConditionalModule(nn.Module):
-    """Torch evaluation of a `ConditionalNetwork`; see the module docstring."""
+    """Torch evaluation of a `ConditionalNetwork`; see docs/proofs/conditional.md.
+
+    Args:
+        net: the conditional network; every array of its forest becomes a buffer.
+        dtype: the float type to compute in (float64 by default, exact for table keys).
+        device: where to put the buffers (default: CUDA when available, else the CPU).
+        max_pairs: batches are cut so one chunk walks at most this many (input, tree) pairs.
+    """
 
     target = "conditional"
 
@@ -124,10 +108,12 @@ class ConditionalModule(nn.Module):
 
     @property
     def device(self) -> torch.device:
+        """Where the buffers are."""
         return self.tree_root.device
 
     @property
     def dtype(self) -> torch.dtype:
+        """The float type the module computes in."""
         return self.gate_bias.dtype
 
     @property
@@ -136,9 +122,11 @@ class ConditionalModule(nn.Module):
         return self.n_outputs > DELTA_OUTPUTS
 
     def output_names(self) -> list[str]:
+        """Names of the outputs, in order (`y[3]`, ...)."""
         return self.net.output_names()
 
     def decide(self, values: torch.Tensor) -> torch.Tensor:
+        """Output bits: read-out `values` above the threshold."""
         return values > self.threshold
 
     # ------------------------------------------------------------ inputs

@@ -1,4 +1,4 @@
-"""Permutation of m features with inputs and outputs in superposition (compiler/codes.py).
+"""Permutation of m features with inputs and outputs in superposition (compiler/superposed/codes.py).
 
     python bench/code_permutation.py [--exps 8,9,10,11,12,13,14] [--ks 2] [--verify-cost 3e11]
     python bench/code_permutation.py --table-only        # the stored rows as a markdown table

@@ -1,4 +1,4 @@
-"""Synthesis benchmark (issue 6: conditional target, compiler/synthesis.py).
+"""Synthesis benchmark (issue 6: conditional target, compiler/conditional/synthesis.py).
 
     python bench/synthesis_bench.py [examples/pairs_1m.sup ...] [--inputs 2000]
 

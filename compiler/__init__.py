@@ -44,7 +44,16 @@ def compile_circuit(circuit, target: str = "dense", progress=None, **options) ->
 
 def account(net) -> Accounting:
     """Exact accounting of a compiled network, by its target (read as `info["neurons"]` or
-    `info.neurons`; `info.to_json()` is the JSON form)."""
+    `info.neurons`; `info.to_json()` is the JSON form).
+
+    Args:
+        net: a compiled network (`net.target` names a registered target).
+    Returns:
+        The `Accounting`: neurons, layers, parameters, ops per input, bounds (counting
+        rules: docs/proofs/accounting.md).
+    Raises:
+        TargetUnavailable: `net.target` is not registered.
+    """
     return TARGETS.get_target(net.target).account(net)
 
 

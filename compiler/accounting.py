@@ -1,23 +1,11 @@
 """Exact resource accounting of a network, beside the bounds of the mission.
 
-Counts (all exact, from the weights actually stored):
+`layered_accounting` counts neurons, layers, nonzero and dense parameters, operations per
+input (max and mean over the domain) and the largest weight, from the weights actually stored,
+into an `Accounting`; `bounds` gives the known lower / upper bounds at the same size and
+`format_accounting` prints a report.
 
-* neurons: hidden units, in total and per hidden layer; layers: hidden layers + the read-out.
-  A coded superposed network (compiler/codes.py) counts only its ReLU layer as neurons and only
-  its computation layers as parameters; the fixed encoder / decoder are reported under `codes`
-* params_nonzero: nonzero weights + nonzero biases; params_dense: what dense matrices of the
-  same layer widths would store (weights + biases)
-* ops per input, for the evaluation the torch backend performs on a list of active features:
-  the first layer adds the weight columns of the active features only (one multiply-add per
-  nonzero weight in those columns), every later layer does one multiply-add per nonzero
-  weight; plus one add per bias, one comparison per ReLU and one per output threshold.
-  `max` takes the K active features with the heaviest columns; `mean` averages over the
-  uniform distribution on the domain (every feature is active with the same probability).
-* max_weight: the largest |weight| or |bias|.
-
-Bounds (m' = number of output features), as shapes evaluated at this size with constant 1:
-lower Omega(sqrt(m' log2 m')) neurons and Omega(m' log2 m') parameters, upper
-O(sqrt(m') log2 m') neurons and O(m' log2^2 m') parameters (pairwise AND), naive m' neurons.
+Counting rules: docs/proofs/accounting.md
 """
 
 from __future__ import annotations
@@ -33,7 +21,7 @@ from .network import ROLE_NAMES, Network
 
 @dataclass(frozen=True)
 class Accounting:
-    """The exact resource accounting of one network (fields as in the module docstring);
+    """The exact resource accounting of one network (fields as in docs/proofs/accounting.md);
     `codes` (coded superposed networks) and `conditional` (trees) are target extras. Read it
     as attributes or, like the JSON it becomes, by key (`info["neurons"]`)."""
     target: str
@@ -86,6 +74,14 @@ def expected_active(m: int, k: Optional[int]) -> float:
 
 
 def ops_per_input(net: Network) -> tuple[int, float]:
+    """(max, mean) operations per input of a layered network (counting rules: docs/proofs/accounting.md).
+
+    Args:
+        net: the layered network.
+    Returns:
+        The exact maximum over the domain (the K heaviest first-layer columns active) and the
+        mean over the uniform distribution on the domain.
+    """
     m, k = net.n_inputs, net.sparsity
     first = net.layers[0]
     col = first.column_nnz()[net.input_map].astype(np.float64)
@@ -100,6 +96,16 @@ def ops_per_input(net: Network) -> tuple[int, float]:
 
 
 def bounds(m_out: int, neurons: int, params: int) -> dict:
+    """The known bounds at m' = `m_out` outputs (shapes with constant 1) and this network's ratios to them.
+
+    Args:
+        m_out: number of output features m'.
+        neurons: the network's neurons.
+        params: the network's nonzero parameters.
+    Returns:
+        A dict: m_prime, lower / upper / naive shapes, and neurons_over_* / params_over_* ratios
+        (None where a shape is 0).
+    """
     log = math.log2(m_out) if m_out > 1 else 0.0
     shapes = {
         "lower_neurons": math.sqrt(m_out * log),
@@ -179,6 +185,7 @@ def _coded_ops(net, compute) -> tuple[int, float]:
 
 
 def format_accounting(info: dict) -> str:
+    """The readable report of an accounting dict (`Accounting.to_json()`), one field per line."""
     b = info["bounds"]
     fmt = lambda x: "-" if x is None else f"{x:.3g}"  # noqa: E731
     lines = [

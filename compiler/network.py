@@ -8,7 +8,7 @@ A `Network` maps m input features to n outputs:
     output i is 1 when y_i > threshold (0.5)
 
 A layer with relu=False before the read-out is linear: the fixed encoder / code layer of a
-network with inputs or outputs in superposition (compiler/codes.py, `meta["codes"]`).
+network with inputs or outputs in superposition (compiler/superposed/codes.py, `meta["codes"]`).
 
 Weights are kept as COO triples (rows, cols, vals; float64, exact small integers for the exact
 targets). Every hidden neuron records what it is for (`role`, `signal`, `part`), so each weight
@@ -24,7 +24,7 @@ from typing import Optional
 
 import numpy as np
 
-from dsl.nodes import Circuit, member_name
+from dsl.nodes import INDEX, NAME, SHAPE, Circuit, member_name
 
 GATE_NEURON, CARRY, TABLE_ROW, CHANNEL = 0, 1, 2, 3
 ROLE_NAMES = {GATE_NEURON: "gate", CARRY: "carry", TABLE_ROW: "table row", CHANNEL: "channel"}
@@ -37,7 +37,7 @@ def family_member_names(families) -> list[str]:
 
 def output_families(circuit: Circuit) -> list:
     """[(name, index int64 [n, d])] of the circuit's output families, in declaration order."""
-    return [(circuit.graph.nodes[k]["name"], circuit.graph.nodes[k]["index"])
+    return [(circuit.graph.nodes[k][NAME], circuit.graph.nodes[k][INDEX])
             for k in circuit.output_nodes]
 
 
@@ -47,10 +47,10 @@ def input_families(circuit: Circuit) -> list:
     out = []
     for key in circuit.input_nodes:
         data = circuit.graph.nodes[key]
-        shape = data["shape"]
+        shape = data[SHAPE]
         index = (np.indices(shape).reshape(len(shape), -1).T.astype(np.int64) if shape
                  else np.zeros((1, 0), np.int64))
-        out.append((data["name"], index))
+        out.append((data[NAME], index))
     return out
 
 
@@ -82,6 +82,7 @@ class Layer:
 
     @property
     def nnz(self) -> int:
+        """Number of nonzero weights."""
         return int(np.count_nonzero(self.vals))
 
     def column_nnz(self) -> np.ndarray:
@@ -89,6 +90,7 @@ class Layer:
         return np.bincount(self.cols[self.vals != 0], minlength=self.n_in)
 
     def dense(self) -> np.ndarray:
+        """The weights as a dense float64 [n_out, n_in] matrix (duplicate entries summed)."""
         w = np.zeros((self.n_out, self.n_in))
         np.add.at(w, (self.rows, self.cols), self.vals)
         return w
@@ -181,18 +183,22 @@ class Network(CompiledNetwork):
 
     @property
     def hidden(self) -> list:
+        """The hidden layers (every layer but the read-out)."""
         return self.layers[:-1]
 
     @property
     def readout(self) -> Layer:
+        """The affine read-out layer."""
         return self.layers[-1]
 
     @property
     def n_outputs(self) -> int:
+        """Number of outputs (read-out rows)."""
         return self.readout.n_out
 
     @property
     def input_width(self) -> int:
+        """Number of columns of the first layer's input."""
         return self.layers[0].n_in
 
     def forward(self, x: np.ndarray) -> np.ndarray:

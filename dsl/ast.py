@@ -11,15 +11,18 @@ from dataclasses import dataclass, field
 from typing import Optional, Union
 
 MAX_NESTING = 256  # deepest expression accepted; deeper text is an error, not a crash
+INT_LIMIT = 2 ** 62  # integers (literals and computed values) must stay below this magnitude
 
 
 @dataclass(frozen=True)
 class Node:
+    """Base of every syntax-tree record: the 1-based `line` and `column` of its first character."""
     line: int
     column: int
 
     @property
     def depth(self) -> int:
+        """Nesting depth of this node: 1 (the parser tracks real expression nesting itself)."""
         return 1
 
 
@@ -27,11 +30,13 @@ class Node:
 
 @dataclass(frozen=True)
 class IntLit(Node):
+    """An integer literal."""
     value: int
 
 
 @dataclass(frozen=True)
 class Name(Node):
+    """A bare name: a signal, a constant or a loop variable."""
     name: str
 
 
@@ -68,6 +73,7 @@ class Arith(Node):
 
 @dataclass(frozen=True)
 class Compare(Node):
+    """A comparison `left op right` of integer expressions (op '==', '!=', '<', '<=', '>', '>=')."""
     op: str
     left: "Expr"
     right: "Expr"
@@ -84,11 +90,13 @@ class Call(Node):
 
 @dataclass(frozen=True)
 class TupleLit(Node):
+    """A tuple `(a, b, ...)` in a constant definition."""
     items: tuple
 
 
 @dataclass(frozen=True)
 class ArrayLit(Node):
+    """An array `[a, b, ...]` in a constant definition."""
     items: tuple
 
 
@@ -107,6 +115,7 @@ class Generator(Node):
 
 @dataclass(frozen=True)
 class ForClause(Node):
+    """The `for ... in ... if ...` tail of a statement or call: its generators and optional condition."""
     generators: tuple
     condition: Optional[Expr]
 
@@ -115,27 +124,32 @@ class ForClause(Node):
 
 @dataclass(frozen=True)
 class CircuitStmt(Node):
+    """`circuit NAME;`"""
     name: str
 
 
 @dataclass(frozen=True)
 class InputDecl(Node):
+    """One declared input: `a` (dims ()) or `x[n, m]` (dims: the size expressions)."""
     name: str
     dims: tuple  # () for a scalar input, else the size expressions
 
 
 @dataclass(frozen=True)
 class InputStmt(Node):
+    """`input a, x[4];`: one or more input declarations."""
     decls: tuple
 
 
 @dataclass(frozen=True)
 class SparsityStmt(Node):
+    """`sparsity K;`: at most K input features are active."""
     value: Expr
 
 
 @dataclass(frozen=True)
 class ConstStmt(Node):
+    """`const NAME = value;`: a compile-time integer, tuple or array."""
     name: str
     value: Expr
 
@@ -160,12 +174,14 @@ class TableRef(Node):
 
 @dataclass(frozen=True)
 class TableRow(Node):
+    """One inline table row `inputs -> outputs` (inputs None for the default row)."""
     inputs: Optional[str]  # None for the default row
     outputs: str
 
 
 @dataclass(frozen=True)
 class TableStmt(Node):
+    """A lookup table: its name, input references, output family and rows (inline or from a file)."""
     name: str
     refs: tuple
     out_name: str
@@ -179,6 +195,7 @@ Statement = Union[CircuitStmt, InputStmt, SparsityStmt, ConstStmt, SignalStmt, T
 
 @dataclass
 class Program:
+    """A parsed .sup file: its statements in order, the file name and the source text."""
     statements: list = field(default_factory=list)
     file: Optional[str] = None
     source: str = ""

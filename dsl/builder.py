@@ -79,5 +79,6 @@ class GraphBuilder:
 
     def circuit(self, name: str, sparsity: Optional[int] = None,
                 file: Optional[str] = None) -> Circuit:
+        """The finished `Circuit` named `name` over the graph built so far (sparsity None: no promise)."""
         return Circuit(name, self.graph, self.n_inputs, sparsity, self.gates.next_id,
                        self.signal_nodes, self.outputs, self.wires, self.inputs, file=file)

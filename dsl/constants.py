@@ -26,6 +26,7 @@ def splitmix64(seed: int, start: int, count: int) -> np.ndarray:
 
 
 def pair_count(n: int) -> int:
+    """C(n, 2): the number of unordered pairs of n items."""
     return n * (n - 1) // 2
 
 

@@ -11,10 +11,12 @@ import numpy as np
 
 
 def lengths(offsets: np.ndarray) -> np.ndarray:
+    """Row lengths [n] of CSR `offsets` [n + 1]."""
     return np.diff(offsets)
 
 
 def offsets_from_lengths(lens: np.ndarray) -> np.ndarray:
+    """CSR offsets [n + 1] (starting at 0) of rows with lengths `lens` [n]."""
     out = np.zeros(len(lens) + 1, dtype=np.int64)
     np.cumsum(lens, out=out[1:])
     return out
@@ -75,6 +77,7 @@ def row_sum(offsets: np.ndarray, values: np.ndarray) -> np.ndarray:
 
 
 def row_any(offsets: np.ndarray, flags: np.ndarray) -> np.ndarray:
+    """bool [n]: whether any of each row's `flags` is set."""
     return row_sum(offsets, flags.astype(np.int64)) > 0
 
 

@@ -34,6 +34,7 @@ from typing import Iterator
 import numpy as np
 
 from .nodes import DEFAULT_CARE, INPUT, INPUTS, KEYS, KIND, NAME, TABLE
+from .semantics import DONT_CARE, evaluate_active
 
 INT64_MAX = int(np.iinfo(np.int64).max)
 
@@ -376,6 +377,7 @@ class RowDomain(_EnumerableDomain):
         return f"RowDomain(m={self.m}, rows={self.size}, k={self.k})"
 
     def weights_count(self) -> list[int]:
+        """Number of rows of each weight (active features): list indexed 0 .. max_weight."""
         return np.bincount(self._weight, minlength=self.max_weight + 1).tolist()
 
     def unrank(self, ranks) -> np.ndarray:
@@ -472,7 +474,6 @@ def _rows_only_table(circuit):
     if off_key is not None:
         bits = np.asarray(data[INPUTS], dtype=np.int64)
         on = [int(b) for i, b in enumerate(bits) if (off_key >> i) & 1]
-        from .semantics import DONT_CARE, evaluate_active
         row = np.array([on or [-1]], dtype=np.int64)
         if not np.all(evaluate_active(circuit, row).dense()[0] == DONT_CARE):
             return None

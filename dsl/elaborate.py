@@ -22,6 +22,7 @@ from typing import Optional
 import numpy as np
 
 from . import ast, csr, tables
+from .ast import INT_LIMIT
 from .constants import pair_count, pairs, perm
 from .errors import SupError, error_at
 from .families import Family
@@ -33,7 +34,6 @@ from .values import Array, Cond, Context, Ints, Rows, Sigs, kind_name
 
 SIGNAL_FUNCTIONS = ("and", "or", "xor", "maj", "atleast", "atmost", "exactly", "ite")
 CONST_FUNCTIONS = ("pairs", "perm")
-INT_LIMIT = 2 ** 62
 MAX_INPUT_DIMS = 32
 
 

@@ -21,6 +21,7 @@ SHAPES = {INPUT: "invtriangle", CONST: "plaintext", GATE: "box", TABLE: "box3d",
 
 
 def node_caption(data: dict) -> str:
+    """The label of one graph node in a drawing: its name and shape, operator and count, or table size."""
     kind, count = data[KIND], data.get(COUNT, 1)
     if kind == INPUT:
         shape = data[SHAPE]
@@ -40,6 +41,7 @@ def node_caption(data: dict) -> str:
 
 
 def to_dot(circuit: Circuit) -> str:
+    """The circuit graph as Graphviz DOT text, one drawing node per family (edge label: REFS > 1)."""
     lines = [f'digraph "{circuit.name}" {{', "  rankdir=LR;", '  node [fontname="Helvetica"];']
     ids = {key: f"n{i}" for i, key in enumerate(circuit.graph.nodes)}
     for key, data in circuit.graph.nodes(data=True):

@@ -31,10 +31,12 @@ class Family:
 
     @property
     def dims(self) -> int:
+        """Number of indices per member (0 for a scalar)."""
         return self.index.shape[1]
 
     @property
     def count(self) -> int:
+        """Number of members."""
         return len(self.drivers)
 
     def locate(self, idx: np.ndarray) -> np.ndarray:
@@ -92,4 +94,5 @@ class Family:
         return int(max(order[same[0]], order[same[0] + 1]))
 
     def member(self, position: int) -> str:
+        """The display name (`x[2,3]`) of the member at `position`."""
         return member_name(self.name, self.index[position])

@@ -121,9 +121,11 @@ class GateBuilder:
         raise ValueError(f"unknown op {op}")
 
     def negate(self, ids: np.ndarray) -> np.ndarray:
+        """Signal ids of NOT of each id in `ids` (constants folded)."""
         return self._not(np.asarray(ids, dtype=np.int64))
 
     def constant(self, values) -> np.ndarray:
+        """The constant signal ids (0 or 1) of the truth values `values`."""
         return np.where(np.asarray(values, dtype=bool), self.const1, self.const0).astype(np.int64)
 
     # ------------------------------------------------------------------ ops

@@ -1,59 +1,12 @@
-"""The circuit graph: the one place that documents every node and edge attribute.
+"""The circuit graph: node kinds, attribute names and their meaning.
 
-A circuit is a `networkx.DiGraph` whose nodes are *families* of signals, not single signals, so
-a million pairwise ANDs cost a few numpy arrays rather than a million Python objects.
+A circuit is a `networkx.DiGraph` whose nodes are *families* of signals; every scalar signal
+has a global integer id (inputs 0 .. m-1, the constants m and m + 1, then gates and table bits
+in topological order). The attribute names are the module constants below, each with its
+meaning next to it; code reads `data[FIRST]`, never `data["first"]`. `Circuit` holds the graph plus flat arrays derived from it.
 
-Signals
--------
-Every scalar signal has a global integer id:
-
-* ids `0 .. m-1` are the input features in declaration order (`input a, x[4];` gives a = 0,
-  x[0] = 1, ..., x[3] = 4). The id of an input is also its column in 0/1 input matrices.
-* ids `m` and `m + 1` are the constants 0 and 1 (node `const`).
-* every gate and every table output bit gets the next free ids, in creation order, so every
-  operand id is smaller than the id of the gate that reads it (the ids are a topological order).
-
-Nodes
------
-Node keys are strings. Each node kind and its key:
-
-    INPUT   `input:NAME`   a declared input family; its members are input features
-    CONST   `const`        the constants: first = m, count = 2; member 0 is 0, member 1 is 1
-    GATE    `g<seq>:<op>`  `count` gates of one operator, made by one operator of the source
-    TABLE   `table:NAME`   a lookup table whose `count` output bits are signals
-    WIRE    `wire:NAME`    a named family of signals, no ids of its own
-    OUTPUT  `output:NAME`  the same for an output family
-
-The attribute names are the module constants below (KIND = "kind", FIRST = "first", ...),
-each with its meaning next to it; code reads `data[FIRST]`, never `data["first"]`.
-
-    every node                   KIND, LABEL, LINE, COLUMN, COUNT
-    INPUT, CONST, GATE, TABLE    FIRST: they hold the signal ids first .. first + count - 1
-    INPUT                        NAME, SHAPE
-    GATE                         OP, OFFSETS, OPERANDS, K
-    TABLE                        NAME, OUT_NAME, INPUTS, KEYS, VALUES, CARE,
-                                 DEFAULT_VALUES, DEFAULT_CARE
-    WIRE, OUTPUT                 NAME, INDEX, DRIVERS, SHAPE
-
-Gate semantics: 'not' has one operand; 'and', 'or', 'xor' (parity) have two or more. 'ite'
-reads condition, then-value, else-value, in that order; every other op's operands are sorted
-within a gate. Threshold gates ('atleast', 'atmost', 'exactly') are multisets: a repeated
-operand counts repeatedly, and gate j is 1 iff the number of its operands equal to 1 is
->= / <= / == k[j]. The language's maj(...) is stored as atleast(n // 2 + 1, ...). Gates are
-shared: the same op, k and operands never make two gates. Constant operands never occur (they
-are folded).
-
-Edges
------
-An edge u -> v means some member of v reads some signal of u (an operand of a gate, an input
-bit of a table, a driver of a wire or output). Its one attribute is REFS.
-
-Graph attributes
-----------------
-SIGNAL_NAMES, optional: set by the readers of standard formats (dsl/formats), it maps a gate's
-signal id to the name a netlist gave the gate's value (or `not_NAME` when only a negated net
-names it). Only for readability: dsl/formats/to_sup.py names wires after it. Absent for
-circuits from .sup files.
+Full reference (signals, node kinds, attributes per kind, gate semantics, edges, graph
+attributes): docs/circuit-graph.md
 """
 
 from __future__ import annotations
@@ -132,7 +85,7 @@ class Circuit:
 
     Attributes:
         name        circuit name
-        graph       the networkx.DiGraph documented above
+        graph       the networkx.DiGraph documented in docs/circuit-graph.md
         n_inputs    m, the number of input features (= their signal ids 0 .. m-1)
         sparsity    K from `sparsity K;`, or None when every assignment is allowed
         n_signals   total number of signal ids
@@ -166,6 +119,7 @@ class Circuit:
 
     @property
     def n_outputs(self) -> int:
+        """Number of scalar outputs."""
         return int(self.output_drivers.shape[0])
 
     def output_names(self, positions=None) -> list[str]:
@@ -204,21 +158,26 @@ class Circuit:
 
     # ---- gates
     def gate_nodes(self) -> list:
+        """Keys of the GATE nodes, in signal-id order."""
         return [k for k in self.signal_nodes if self.graph.nodes[k][KIND] == GATE]
 
     def table_nodes(self) -> list:
+        """Keys of the TABLE nodes, in signal-id order."""
         return [k for k in self.signal_nodes if self.graph.nodes[k][KIND] == TABLE]
 
     @property
     def n_gates(self) -> int:
+        """Number of scalar gates (NOT gates included)."""
         return sum(self.graph.nodes[k][COUNT] for k in self.gate_nodes())
 
     @property
     def n_wires(self) -> int:
+        """Number of scalar named wires."""
         return sum(self.graph.nodes[k][COUNT] for k in self.wire_nodes)
 
     @property
     def has_dont_care(self) -> bool:
+        """Whether some table has a don't-care output bit (in a row or its default)."""
         for key in self.table_nodes():
             data = self.graph.nodes[key]
             if not data[CARE].all() or not data[DEFAULT_CARE].all():
@@ -242,6 +201,7 @@ class Circuit:
 
     @property
     def depth(self) -> int:
+        """Gates and tables on the longest path from an input to an output (0 without outputs)."""
         drivers = self.output_drivers
         return int(self.signal_depth()[drivers].max()) if len(drivers) else 0
 

@@ -284,8 +284,7 @@ class _ToAst(Transformer_NonRecursive):
     def int(self, meta, c):
         digits = str(c[0]).lstrip("0")
         if len(digits) > 30:    # far beyond any valid value; int() refuses > 4300 digits
-            from .elaborate import INT_LIMIT
-            raise SupError(f"integer too large (the limit is {INT_LIMIT})", *_pos(meta))
+            raise SupError(f"integer too large (the limit is {ast.INT_LIMIT})", *_pos(meta))
         return self._nest(ast.IntLit(*_pos(meta), int(digits or "0")), ())
 
     def name(self, meta, c):

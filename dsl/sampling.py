@@ -1,7 +1,7 @@
 """Uniform sampling of an input domain and a one-sided confidence bound on a failure rate.
 
 Used by the sampling verifier (verify/sample.py) and by the compiler's measured error budget
-(compiler/error_budget.py), which is why it lives below both.
+(compiler/superposed/error_budget.py), which is why it lives below both.
 """
 
 from __future__ import annotations

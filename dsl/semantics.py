@@ -53,6 +53,7 @@ def gate_from_counts(op: str, ones, unknown, n, k=None) -> np.ndarray:
 
 
 def ite_value(c, t, e) -> np.ndarray:
+    """Ternary if-then-else: t where c = 1, e where c = 0, else their common value or DONT_CARE."""
     agree = np.where(t == e, t, DONT_CARE)
     return np.where(c == 1, t, np.where(c == 0, e, agree)).astype(np.uint8)
 
@@ -115,6 +116,7 @@ def as_active(circuit: Circuit, active) -> np.ndarray:
 
 
 def active_to_dense(active: np.ndarray, m: int) -> np.ndarray:
+    """bool [B, m] 0/1 rows from padded active-feature lists [B, w] (-1 = none)."""
     x = np.zeros((len(active), m), dtype=bool)
     rows, cols = np.nonzero(active >= 0)
     x[rows, active[rows, cols]] = True

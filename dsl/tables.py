@@ -22,6 +22,7 @@ MAX_WIDTH = 64
 
 @dataclass
 class TableRows:
+    """A table's parsed rows: sorted keys, output values and care bits per row, and the default row's."""
     keys: np.ndarray            # uint64 [R], sorted
     values: np.ndarray          # bool [R, N]
     care: np.ndarray            # bool [R, N]
@@ -40,6 +41,7 @@ def parse_output_bits(text: str, n_out: int, where) -> tuple[np.ndarray, np.ndar
 
 
 def input_key(text: str, width: int, where) -> int:
+    """The key of one row's input bits (the i-th listed input at bit i); `where` makes row errors."""
     if len(text) != width:
         raise where(f"the row has {len(text)} input bits, the table has {width} inputs")
     if "*" in text:

@@ -64,19 +64,45 @@ def account(net: CompiledNetwork) -> Accounting:
 
 
 def save(net: CompiledNetwork, path, extra: Optional[dict] = None) -> Path:
-    """Write `net` to `path`(.safetensors) and its JSON metadata beside it; returns the path."""
+    """Write `net` to `path`(.safetensors) and its JSON metadata beside it.
+
+    Args:
+        net: a compiled network.
+        path: the file to write (`.safetensors` added when missing).
+        extra: more JSON fields for the metadata (e.g. the accounting).
+    Returns:
+        The path written.
+    Raises:
+        OSError: the file cannot be written.
+    """
     return backends.save(net, path, extra)
 
 
 def load_model(path) -> CompiledNetwork:
-    """Read a network written by `save` (backends.ModelFileError when it is not a consistent
-    sup model of a registered target)."""
+    """Read a network written by `save`.
+
+    Args:
+        path: the model file (`.safetensors` added when missing).
+    Returns:
+        The network (`Network` or `ConditionalNetwork`).
+    Raises:
+        backends.ModelFileError: not a consistent sup model of a registered target.
+    """
     return backends.load(path)
 
 
 def to_module(net: CompiledNetwork, dtype: Optional[torch.dtype] = None, device=None):
-    """The torch module running `net` (SupModule for layers, ConditionalModule for trees), in
-    `dtype` (default: the target's) on `device` (default: CUDA when available)."""
+    """The torch module running `net`.
+
+    Args:
+        net: a compiled network.
+        dtype: the float type (default: the target's, float32 or float64).
+        device: where to run (default: CUDA when available, else the CPU).
+    Returns:
+        A `SupModule` for a layered network, a `ConditionalModule` for a forest.
+    Raises:
+        TypeError: no module runs this network's class.
+    """
     return backends.to_module(net, dtype=dtype, device=device)
 
 

@@ -90,6 +90,7 @@ def _conditional_options(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The argparse parser of the `sup` command, one subparser per subcommand."""
     parser = argparse.ArgumentParser(prog="sup", description=DESCRIPTION,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -176,12 +177,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def load_circuit(args):
+    """Read `args.file` (.sup or a standard format by extension) with the --max-elements limit."""
     limits = dsl.Limits(max_elements=args.max_elements,
                         max_inputs=max(args.max_elements, dsl.Limits.max_inputs))
     return formats.load(args.file, limits)     # .sup, or a standard format by extension
 
 
 def main(argv=None) -> int:
+    """Run the `sup` command.
+
+    Args:
+        argv: the arguments (default: sys.argv[1:]).
+    Returns:
+        The exit status: 0 success, 1 mismatch, 2 bad input, 3 undecided.
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

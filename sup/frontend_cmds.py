@@ -8,6 +8,7 @@ from collections import Counter
 
 from dsl import export
 from dsl.domain import verification_domain
+from dsl.nodes import COUNT, OP
 from dsl.semantics import DONT_CARE, evaluate_active
 
 from .output import UsageError, emit, table
@@ -18,7 +19,7 @@ def summary(circuit) -> dict:
     ops = Counter()
     for key in circuit.gate_nodes():
         data = circuit.graph.nodes[key]
-        ops[data["op"]] += data["count"]
+        ops[data[OP]] += data[COUNT]
     domain = verification_domain(circuit)   # a don't-care-default table's rows, else sparse
     return {
         "name": circuit.name, "inputs": circuit.n_inputs, "outputs": circuit.n_outputs,
@@ -32,6 +33,7 @@ def summary(circuit) -> dict:
 
 
 def cmd_check(args, circuit) -> int:
+    """`sup check`: print the circuit's summary; returns 0."""
     info = summary(circuit)
     ops = ", ".join(f"{op} {n}" for op, n in info["gates_by_op"].items()) or "none"
     text = table([
@@ -63,6 +65,7 @@ def split_names(text: str) -> list[str]:
 
 
 def cmd_eval(args, circuit) -> int:
+    """`sup eval`: print every output on the input whose --active features are 1; returns 0."""
     lookup = circuit.input_lookup()
     active = []
     for name in split_names(args.active or ""):
@@ -89,6 +92,7 @@ def cmd_eval(args, circuit) -> int:
 
 
 def cmd_graph(args, circuit) -> int:
+    """`sup graph`: write the circuit graph to -o (DOT or GraphML by extension); returns 0."""
     try:
         export.write(circuit, args.output)
     except ValueError as exc:

@@ -27,6 +27,7 @@ def register(sub, common) -> None:
 
 
 def cmd_import(args, circuit) -> int:
+    """`sup import`: write the circuit as .sup text to -o FILE or standard output; returns 0."""
     suffix = Path(args.file).suffix.lower()
     header = (f"imported from {Path(args.file).name} by `sup import`: {circuit.n_inputs} inputs, "
               f"{circuit.n_outputs} outputs, {circuit.n_gates} gates")

@@ -30,5 +30,6 @@ def _json_default(value):
 
 
 def table(rows: list[tuple[str, object]]) -> str:
+    """Two aligned text columns: each (name, value) row on one line."""
     width = max((len(k) for k, _ in rows), default=0)
     return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)

@@ -72,7 +72,7 @@ def cmd_verify(args, circuit) -> int:
                         samples=args.samples, seed=args.seed or 0,
                         max_counterexamples=args.max_counterexamples, progress=not args.json)
     except ValueError as exc:
-        if not (method == "exhaustive" and args.path == "blocks"):
+        if not (method == "exhaustive" and args.path in ("blocks", "delta")):
             raise
         raise UsageError(str(exc)) from None
     report["circuit_sha"] = fingerprint(args.file)

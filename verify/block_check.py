@@ -1,49 +1,11 @@
 """Blocked exhaustive check: every input of a sparse domain, covered block by block.
 
-For one-hidden-layer networks with integer weights (the superposed target's shape, features
-one column each) the per-input event-driven path costs ~10^4 read-out updates per input, so a
-179 M-input domain takes hours. This path covers the same inputs, each either evaluated exactly
-or inside a block whose bound proves it correct, and it is exact: integer weights make every
-sum exact in the module's float dtype (checked; otherwise the path is not applicable).
+For one-hidden-layer networks with integer weights (the superposed target's shape) this path
+covers the whole domain block by block in colex order, each input either evaluated exactly or
+inside a block whose bound proves it correct. `integer_network` decides whether the path
+applies; `BlockCheck` checks ranges of blocks (`domain_blocks`) and records `BlockStats`.
 
-Blocks. In the domain's colex order (dsl/domain.py) the inputs of weight j whose j - 1 largest
-features form Q = (q_2 < ... < q_j) are the contiguous ranks Q + {c} for c in [0, q_2); a rank
-range is a run of such blocks (the first and last possibly partial: c in [lo, hi)). With
-s = b + W[:, Q] the hidden pre-activations of Q, every input of the block has
-h_j = ReLU(s_j + W_jc) and y = r + R h.
-
-For each block and output o, in increasing cost:
-
-1. Feature bound (all outputs at once, dense over outputs). For a neuron that one feature alone
-   cannot raise above zero (b_j + max W_j <= 0, "dormant"), adding c can raise h_j only if
-   some feature of Q has W_jf > 0, and by at most wp_j = max(0, max_f W_jf); symmetrically for
-   decreases (b_j <= 0, at most wn_j = max(0, -min_f W_jf)). So
-       y_o(Q + c) <= y_o(Q) + A_up[o] + sum_{f in Q} G_up[f, o]
-   (and a lower bound with G_dn, A_dn), where G sums over the dormant neurons a feature feeds
-   and A over the others; y_o(Q) itself is exact (only neurons whose state Q changes from the
-   all-zero input are followed). An output whose bound is on its specification's side with
-   margin >= MARGIN_FLOOR, and whose specification does not change in the block
-   (`evaluate_active` on every input of the block), is correct on the whole block.
-2. Interval bound with Q's real neuron states: dhi_j, dlo_j = ReLU(s_j + max/min of W_jc over
-   c < hi) - ReLU(s_j), y_o in y_o(Q) + [sum min(R dhi, R dlo), sum max(R dhi, R dlo)].
-3. Linear block: when every neuron of the output is active on the whole block (s_j >= 0 and
-   s_j + min W_jc >= 0), y_o(Q + c) = y_o(Q) + g_o[c] with g = R W, and the specification of
-   an output that is a threshold gate over input features (compiler/superposed.py
-   `superposable`) equals its value at Q for every c outside its operands. So the block is
-   correct except perhaps at the operands if y_o(Q) + [min, max] of g_o over the other
-   c < hi (prefix extrema, precomputed) is on the side of the specification at Q; the
-   operands are evaluated exactly. (When the table of g would be too large, the rows g_o are
-   computed for the pairs that need them.)
-4. Otherwise every input of the block is evaluated exactly for that output. Where few inputs of
-   the block move a neuron of the output (nonzero weights, ReLU state changes), only those and
-   the inputs where the specification changes are evaluated; all the others have the value
-   y_o(Q) and the baseline specification, so one comparison decides them (and if it is wrong,
-   they are all evaluated, so failing inputs are counted one by one).
-
-Every input of the range is therefore covered by an exact evaluation or by a bound; failing
-inputs and counterexamples come only from exact evaluations (recorded counterexamples are
-replayed on the module), and the minimum margin is exact when it is at most MARGIN_FLOOR,
-else MARGIN_FLOOR is a lower bound (as for the per-input path).
+Proof: docs/proofs/block-check.md
 """
 
 from __future__ import annotations
@@ -69,6 +31,7 @@ MANTISSA = {"float32": 24, "float64": 53, "float16": 11, "bfloat16": 8}
 
 @dataclass
 class BlockStats:
+    """Counters of one block check: blocks, and how many (block, output) pairs each bound settled."""
     blocks: int = 0
     candidates: int = 0          # (block, output) pairs the feature bound could not settle
     by_interval: int = 0
@@ -77,6 +40,7 @@ class BlockStats:
     evaluations: int = 0         # (input, output) values computed exactly
 
     def as_dict(self) -> dict:
+        """The counters as a dict (for the report)."""
         return dict(self.__dict__)
 
 
@@ -99,7 +63,7 @@ class IntegerNetwork:
     y0: np.ndarray               # read-out values on the all-zero input
     pmax: np.ndarray             # int64 [m + 1, N]: max of W[j, c] over c < h (row h)
     pmin: np.ndarray
-    bound: "FeatureBound"        # the feature bound (module docstring)
+    bound: "FeatureBound"        # the feature bound (docs/proofs/block-check.md)
     w_key: np.ndarray            # sorted j * m + c of the nonzero first-layer weights
     linear: "LinearTable | None" = None
 
@@ -225,7 +189,7 @@ def _prefix_extrema(wt: np.ndarray):
 
 
 class FeatureBound:
-    """G_up, G_dn [m, n_out] and A_up, A_dn [n_out] of the feature bound (module docstring):
+    """G_up, G_dn [m, n_out] and A_up, A_dn [n_out] of the feature bound (docs/proofs/block-check.md):
     a dense table when it fits in `max_dense` elements, else rows computed when asked for."""
 
     max_dense = MAX_DENSE

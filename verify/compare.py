@@ -50,6 +50,7 @@ def margins(spec: np.ndarray, y: np.ndarray, threshold: float) -> np.ndarray:
 
 
 def is_wrong(spec: np.ndarray, y: np.ndarray, threshold: float) -> np.ndarray:
+    """bool mask: cared specification bits whose read-out `y` is on the wrong side of `threshold`."""
     return (spec != DONT_CARE) & ((y > threshold) != (spec == 1))
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from dsl.nodes import GATE, TABLE
+from dsl.nodes import FIRST, GATE, INPUTS, KIND, OFFSETS, OPERANDS, TABLE
 
 
 def network_cone(layers, output: int) -> list[np.ndarray]:
@@ -33,16 +33,18 @@ class SignalIndex:
         self.keys = circuit.signal_nodes
 
     def node(self, sig: int):
+        """(node data, position within the node) of signal `sig`."""
         i = int(self.circuit.node_of_signal(sig))
         data = self.circuit.graph.nodes[self.keys[i]]
-        return data, sig - data["first"]
+        return data, sig - data[FIRST]
 
     def operands(self, sig: int) -> np.ndarray:
+        """The signals `sig` reads: a gate's operands, a table's input bits, none otherwise."""
         data, local = self.node(sig)
-        if data["kind"] == GATE:
-            return data["operands"][data["offsets"][local]:data["offsets"][local + 1]]
-        if data["kind"] == TABLE:
-            return data["inputs"]
+        if data[KIND] == GATE:
+            return data[OPERANDS][data[OFFSETS][local]:data[OFFSETS][local + 1]]
+        if data[KIND] == TABLE:
+            return data[INPUTS]
         return np.zeros(0, dtype=np.int64)
 
 

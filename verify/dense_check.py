@@ -31,6 +31,7 @@ def dense_cost(module) -> float:
 
 
 def delta_cost(module, sample_active) -> float:
+    """Estimated seconds per input of the event-driven path, measured on `sample_active`."""
     engine = module.delta_engine()
     before = engine.macs
     module.forward_delta(sample_active)
@@ -38,6 +39,7 @@ def delta_cost(module, sample_active) -> float:
 
 
 class DenseReadout:
+    """The last hidden layer by the module, the read-out as one dense matmul."""
     def __init__(self, module):
         self.module = module
         last = module.layers()[-1]
@@ -47,9 +49,11 @@ class DenseReadout:
         self.bias = last.bias
 
     def step(self, n_out: int) -> int:
+        """Inputs per batch for `n_out` outputs (about 2^23 read-out values per batch)."""
         return max(1, (1 << 23) // max(n_out, 1))
 
     def values(self, active: torch.Tensor) -> torch.Tensor:
+        """Read-out values [B, n_out] of padded active-feature lists `active` [B, w]."""
         return torch.addmm(self.bias, self.module.readout_input(active), self.w_t)
 
     def compare(self, active, spec_base, ref, threshold):
@@ -66,6 +70,7 @@ class ActiveReadout(DenseReadout):
         self.module = module
 
     def values(self, active: torch.Tensor) -> torch.Tensor:
+        """Read-out values [B, n_out]: the module's own `forward_active`."""
         return self.module.forward_active(active)
 
 

@@ -60,6 +60,8 @@ class ExhaustiveCheck:
         self.counterexamples = []
         self._bound_cache = None
         self.dense = None
+        if delta_problem(module):     # the event-driven queries would not be the module's values
+            self.dense = readout_for(module)
 
     def _bounds(self):
         """Read-out entries worth returning: those that can be wrong or lower the margin.
@@ -82,6 +84,8 @@ class ExhaustiveCheck:
 
     def choose_path(self, sample: np.ndarray) -> str:
         """'dense' read-out or 'delta' (event-driven), whichever is estimated cheaper."""
+        if self.dense is not None:    # chosen already (`delta_problem`)
+            return "dense"
         if not isinstance(self.module, SupModule):   # a forest (backends/tree_module.py)
             if self.module.prefers_delta:
                 return "delta"
@@ -178,6 +182,23 @@ class ExhaustiveCheck:
         return MARGIN_FLOOR, False
 
 
+def delta_problem(module) -> str:
+    """Why the event-driven forward's exact read-out queries (backends/delta.py `_query`) would
+    not be the module's values, or '' when they are: they add the last hidden layer's changes
+    to the read-out's baseline, so they assume an affine read-out (a stored relu flag on it
+    would be skipped) that reads distinct hidden units in sorted order (not input columns,
+    which an input map may list in any order, or twice). Such modules are checked on the dense
+    path, with the module's own forward_active (verify/dense_check.py `readout_for`)."""
+    if not isinstance(module, SupModule):       # a forest: its own event-driven engine
+        return ""
+    layers = module.layers()
+    if len(layers) < 2:
+        return "the read-out is the network's only layer"
+    if layers[-1].relu:
+        return "the read-out layer has a ReLU"
+    return ""
+
+
 def _overlay(keys, change_keys, change_values, base_values):
     """Values at `keys`: the changed value where a change exists, else the baseline."""
     kind = np.float64 if change_values.dtype.kind == "f" else change_values.dtype
@@ -204,6 +225,8 @@ def verify_exhaustive(circuit, module, shard=(1, 1), batch: int = DEFAULT_BATCH,
     check = ExhaustiveCheck(circuit, module, max_counterexamples)
     sample_ranks = np.linspace(start_rank, max(start_rank, stop_rank - 1),
                                num=min(256, max(stop_rank - start_rank, 1))).astype(np.int64)
+    if path == "delta" and delta_problem(module):
+        raise ValueError(f"the delta path does not apply: {delta_problem(module)}")
     path = check.choose_path(domain.unrank(np.unique(sample_ranks))) if path == "auto" else path
     if path == "dense" and check.dense is None:
         check.dense = readout_for(module)

@@ -27,6 +27,7 @@ from .progress import progress_bar
 
 
 def aimed_inputs(circuit, count: int, rng) -> np.ndarray:
+    """`count` padded active-feature lists aimed at random outputs' supports (module docstring)."""
     m, k = circuit.n_inputs, circuit.sparsity if circuit.sparsity is not None else circuit.n_inputs
     width = min(k, m)              # sparsity 0: only the all-zero input is in the domain
     index = SignalIndex(circuit)
@@ -55,6 +56,19 @@ def aimed_inputs(circuit, count: int, rng) -> np.ndarray:
 def verify_sample(circuit, module, samples: int = 100_000, seed: int = 0, batch: int = 1 << 14,
                   confidence: float = 0.95, max_counterexamples: int = 20,
                   progress: bool = True) -> dict:
+    """Check `module` on random inputs of the domain, half uniform and half aimed.
+
+    Args:
+        circuit: the reference circuit.
+        module: the torch module (SupModule or ConditionalModule).
+        samples: total inputs; seed: the random seed; batch: inputs per batch.
+        confidence: level of the Clopper-Pearson bound on the uniform failure rate.
+        max_counterexamples: how many replayed counterexamples to keep.
+        progress: show a progress bar.
+    Returns:
+        The report: `verified` False when an input fails, else None (sampling never proves),
+        failures per sampler, `error_rate_upper_bound`, `min_margin`, counterexamples.
+    """
     start = time.perf_counter()
     rng = np.random.default_rng(seed)
     domain = verification_domain(circuit)     # the sparse domain, or a table's rows

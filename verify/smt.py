@@ -1,21 +1,11 @@
 """SMT proofs with z3: each output of a network equals its specification on the whole domain.
 
-Per output (decomposition), only that output's cone is encoded:
+`verify_smt` encodes each output's cone (features with the sparsity promise, the stored
+weights as exact rationals, the circuit's gates) and asks z3 for an input where the read-out is
+wrong or within its float rounding bound (`rounding_bounds`); counterexamples are reported only
+after they replay on the torch module and the reference.
 
-* inputs: one Bool per feature in the cone; the sparsity promise `sparsity K;` becomes
-  AtMost(cone features, K) (features outside the cone can be taken 0, so this is exact);
-* the network: each neuron h = If(pre > 0, pre, 0) over the reals, pre = sum w h' + b with the
-  weights stored in the torch module (float32 by default) converted to exact rationals;
-* the specification: the circuit's gates over the cone, in ternary form (value, known) when
-  the circuit has don't-care bits, else plain Booleans;
-* the query: known and the read-out is on the wrong side of the threshold, or within the
-  output's float rounding bound delta of it (an interval bound of the forward's rounding error
-  in the module's dtype). unsat proves the output correct over exact reals with margin > delta,
-  so float evaluation cannot flip it. sat: the exact query (without delta) decides whether it is
-  a real counterexample or only a thin margin (then the output is *flagged*).
-
-A counterexample is reported only after it is replayed on the torch module and the reference;
-time-outs, `unknown` and models that do not replay are reported as undecided, never verified.
+Encoding and soundness: docs/proofs/smt.md
 """
 
 from __future__ import annotations
@@ -24,9 +14,11 @@ import time
 from fractions import Fraction
 
 import numpy as np
+import torch
 import z3
 
-from dsl.nodes import CONST, INPUT, TABLE
+from dsl.nodes import (CARE, CONST, COUNT, DEFAULT_CARE, DEFAULT_VALUES, FIRST, INPUT, INPUTS, K,
+                       KEYS, KIND, OFFSETS, OP, OPERANDS, TABLE, VALUES)
 from dsl.semantics import DONT_CARE, evaluate_active
 
 from .compare import decision_threshold
@@ -61,7 +53,7 @@ def rounding_bounds(layers, unit_roundoff: float, input_upper=None) -> np.ndarra
         magnitude = np.bincount(rows, weights=np.abs(vals) * upper[cols], minlength=n_out) + np.abs(bias)
         err = np.bincount(rows, weights=np.abs(vals) * err[cols], minlength=n_out) + gamma * magnitude
         # inputs of a linear layer's successor may be negative (an input / output code,
-        # compiler/codes.py): then only |W| U' bounds the pre-activation
+        # compiler/superposed/codes.py): then only |W| U' bounds the pre-activation
         pos = np.maximum(vals, 0) if not signed else np.abs(vals)
         pre_upper = np.bincount(rows, weights=pos * upper[cols], minlength=n_out) + bias
         upper = np.maximum(pre_upper, 0) if layer.relu else magnitude
@@ -78,7 +70,6 @@ def module_layers(module) -> list:
 def unit_roundoff(dtype) -> float:
     """u = 2^-p of a float dtype the rounding bounds are derived for (float32, float64);
     others (float16 / bfloat16: narrow exponent ranges, overflow) are refused."""
-    import torch
     if dtype not in (torch.float32, torch.float64):
         raise ValueError(f"SMT verification supports float32 and float64 modules, not {dtype}")
     return float(torch.finfo(dtype).eps) / 2
@@ -86,7 +77,7 @@ def unit_roundoff(dtype) -> float:
 
 # ================================================================ encoders
 
-class _Spec:
+class SpecEncoder:
     """z3 encoding of the circuit's signals: (value, known) pairs, cached per signal."""
 
     def __init__(self, circuit, features: dict):
@@ -98,11 +89,13 @@ class _Spec:
         self.table_cache = {}
 
     def feature(self, f: int):
+        """The z3 Bool of input feature `f` (created on first use, shared through `features`)."""
         if f not in self.features:
             self.features[f] = z3.Bool(f"x{f}")
         return self.features[f]
 
     def signal(self, driver: int):
+        """The (value, known) z3 terms of signal `driver`, encoding its cone on first use."""
         for sig in signal_cone(self.index, driver):
             if sig not in self.cache:
                 self.cache[sig] = self._encode(sig)
@@ -110,17 +103,17 @@ class _Spec:
 
     def _encode(self, sig: int):
         data, local = self.index.node(sig)
-        kind = data["kind"]
+        kind = data[KIND]
         if kind == INPUT:
             return self.feature(sig), z3.BoolVal(True)
         if kind == CONST:
             return z3.BoolVal(local == 1), z3.BoolVal(True)
         if kind == TABLE:
             return self._table(data)[local]
-        ops = data["operands"][data["offsets"][local]:data["offsets"][local + 1]]
+        ops = data[OPERANDS][data[OFFSETS][local]:data[OFFSETS][local + 1]]
         args = [self.cache[int(o)] for o in ops]
-        k = None if data["k"] is None else int(data["k"][local])
-        return self._gate(data["op"], args, k)
+        k = None if data[K] is None else int(data[K][local])
+        return self._gate(data[OP], args, k)
 
     def _gate(self, op, args, k):
         vals = [a[0] for a in args]
@@ -168,23 +161,23 @@ class _Spec:
         return yes, z3.Or(yes, no)
 
     def _table(self, data):
-        key = data["first"]
+        key = data[FIRST]
         if key in self.table_cache:
             return self.table_cache[key]
         bits = [self.cache[int(s)] if int(s) in self.cache else self.signal(int(s))
-                for s in data["inputs"]]
+                for s in data[INPUTS]]
         all_known = z3.And([b[1] for b in bits]) if bits else z3.BoolVal(True)
         matches = []
-        for key_r in data["keys"].tolist():
+        for key_r in data[KEYS].tolist():
             lits = [b[0] if (key_r >> i) & 1 else z3.Not(b[0]) for i, b in enumerate(bits)]
             matches.append(z3.And(lits) if lits else z3.BoolVal(True))
         none = z3.Not(z3.Or(matches)) if matches else z3.BoolVal(True)
         out = []
-        for j in range(data["count"]):
-            ones = [m for m, v, c in zip(matches, data["values"][:, j], data["care"][:, j]) if v and c]
-            cared = [m for m, c in zip(matches, data["care"][:, j]) if c]
-            value = z3.Or(ones + ([none] if data["default_values"][j] else []))
-            know = z3.Or(cared + ([none] if data["default_care"][j] else []))
+        for j in range(data[COUNT]):
+            ones = [m for m, v, c in zip(matches, data[VALUES][:, j], data[CARE][:, j]) if v and c]
+            cared = [m for m, c in zip(matches, data[CARE][:, j]) if c]
+            value = z3.Or(ones + ([none] if data[DEFAULT_VALUES][j] else []))
+            know = z3.Or(cared + ([none] if data[DEFAULT_CARE][j] else []))
             out.append((value, z3.And(know, all_known)))
         self.table_cache[key] = out
         return out
@@ -231,6 +224,7 @@ class Outcomes:
         self.counterexamples = []
 
     def record(self, o: int, status: str, detail) -> None:
+        """Record output `o`'s status ('proved', 'flagged', 'refuted' or 'undecided') and its detail."""
         if status in ("proved", "flagged"):
             self.proved.append(o)
             if status == "flagged":
@@ -244,9 +238,11 @@ class Outcomes:
 
     @property
     def verified(self):
+        """The verdict: False on a refuted output, True when all are proved unflagged, else None."""
         return False if self.refuted else (True if not self.undecided and not self.flagged else None)
 
     def report_fields(self, total: int) -> dict:
+        """The report fields of the outcomes (`total`: outputs checked)."""
         return {"verified": self.verified, "method": "smt", "inputs_checked": None,
                 "outputs_checked": len(self.proved), "outputs_total": total,
                 "outputs_refuted": len(self.refuted), "counterexamples": self.counterexamples,
@@ -258,6 +254,23 @@ class Outcomes:
 
 def verify_smt(circuit, net, module, timeout_ms: int = 10_000, outputs=None,
                max_counterexamples: int = 20, progress: bool = True) -> dict:
+    """Prove each output of a layered network equal to its specification on the whole domain.
+
+    Args:
+        circuit: the reference circuit.
+        net: the compiled network (the encoding reads the module's weights, not this).
+        module: the SupModule whose stored weights are encoded.
+        timeout_ms: z3 time limit per output query.
+        outputs: output positions to check (default: all).
+        max_counterexamples: how many replayed counterexamples to keep.
+        progress: show a progress bar.
+    Returns:
+        The report: `verified` True only when every output is proved with a margin above its
+        rounding bound, False with a replayed counterexample, None otherwise; per-output counts,
+        `counterexamples`, `undecided`, `flagged_rounding`.
+    Raises:
+        ValueError: the module's dtype is not float32 or float64.
+    """
     start = time.perf_counter()
     layers = module_layers(module)
     unit = unit_roundoff(module.dtype)
@@ -301,7 +314,7 @@ def verify_smt(circuit, net, module, timeout_ms: int = 10_000, outputs=None,
 def _prove_output(circuit, input_map, module, layers, o, driver, delta, threshold, timeout_ms):
     cone = network_cone(layers, o)
     features = {}
-    spec = _Spec(circuit, features)
+    spec = SpecEncoder(circuit, features)
     value, known = spec.signal(driver)
     solver = z3.Solver()
     solver.set("timeout", int(timeout_ms))
@@ -313,7 +326,7 @@ def _prove_output(circuit, input_map, module, layers, o, driver, delta, threshol
     exact = z3.Or(z3.And(value, y <= t), z3.And(z3.Not(value), y > t))
     solver.add(known)
     return decide(solver, near, exact, features,
-                  lambda active: _replay(circuit, module, o, active, threshold))
+                  lambda active: replay_model(circuit, module, o, active, threshold))
 
 
 def decide(solver, near, exact, features: dict, replay):
@@ -345,7 +358,7 @@ def decide(solver, near, exact, features: dict, replay):
     return replay(active)
 
 
-def _replay(circuit, module, o, active, threshold):
+def replay_model(circuit, module, o, active, threshold):
     """Confirm an SMT model on the real module and the reference before calling it a bug."""
     spec = evaluate_active(circuit, [active]).dense()[0, o]
     y = float(module.forward_active([active if active else [-1]])[0, o])

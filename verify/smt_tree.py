@@ -1,64 +1,14 @@
-"""SMT proofs with z3 for conditional networks (forests of neuron trees, compiler/tree.py).
+"""SMT proofs with z3 for conditional networks (forests of neuron trees, compiler/conditional/tree.py).
 
     report = verify_smt_tree(circuit, net, module=None, timeout_ms=10_000,
                              max_counterexamples=20, progress=True, outputs=None,
                              max_size=200_000)
 
-`net` is a `compiler.conditional.ConditionalNetwork` (or a bare `Forest`), `module` its torch
-`ConditionalModule` (optional: without it the weights are the forest's float64 arrays and
-counterexamples are replayed on the numpy reference `Forest.walk`). The report has the fields
-of verify/smt.py's `verify_smt` (`verified` True / False / None, `outputs_checked`,
-`outputs_refuted`, `counterexamples`, `undecided`, `flagged_rounding`, ...) plus `target`,
+One query per output over its tree (registers and gates as exact pseudo-Boolean constraints)
+and its specification cone; the report has the fields of `verify_smt` plus `target`,
 `trees_encoded`, `trees_too_large`, `thin_gates` and `outputs_too_large`.
 
-What is proved, per output o of tree T. One query per output, not one per tree: verdicts,
-counterexamples and flags are per output (as in verify_smt), each query carries only o's
-specification cone, and a refuted output does not hide the proof of its siblings; the tree's
-forms and z3 terms are built once and shared by the queries of all its outputs (one spec
-encoding per tree too, so a table's row matches are built once).
-
-* inputs: one Bool per feature that T (registers, gates, leaf terms) or the specification cones
-  of T's outputs read; the sparsity promise is AtMost over exactly those features (every other
-  feature can be taken 0 without changing the query, so this is exact);
-* registers r_j = R_j x + r0_j are exact rational linear terms, substituted into the gates and
-  leaves that read them: gate g's pre-activation g = w . [x, r] + b and leaf value a . [x, r] + c
-  become linear forms over the 0/1 features with the stored weights (the module's buffers, in
-  its dtype) converted exactly to rationals. Each comparison (g > 0, y > t +- d) is then a
-  pseudo-Boolean constraint sum A_f x_f >= k with integers (scaled by the common denominator;
-  z3 PbGe, or one shared integer sum of If terms when a coefficient exceeds 32 bits, as for
-  table keys);
-* the tree as a nested If over the gate conditions, memoized over the DAG's shared nodes and
-  collapsed where both branches agree: W = If(g > 0, W(child 1), W(child 0)), where W(leaf) says
-  the leaf's read-out of o is on the wrong side (below); a leaf that does not list o reads 0,
-  an output of no tree is the constant 0;
-* the specification: verify/smt.py's encoding of o's cone (ternary (value, known) when the
-  circuit has don't cares; a table with a don't-care default is known only on its rows);
-* the query: known and W, y_o on the wrong side of the threshold t (1 iff y > t), widened by
-  the rounding bound d of the leaf reached (y_o <= t + d for a 1, y_o > t - d for a 0).
-  unsat: o is correct over exact reals with a margin above d. sat: the exact query (d = 0)
-  decides whether o is refuted (the model is decoded into an input and replayed on the module
-  and on the reference semantics; reported only if it replays, else undecided) or only thin
-  (flagged).
-
-Float rounding. The module evaluates registers, gates and leaves in its dtype (float64 by
-default). Per register, gate and leaf entry an interval bound E of |float - exact| is computed
-(inputs in [0, 1], |register| <= sum |w| + |b|; a dot product of n terms rounds by at most
-gamma_n = n u / (1 - n u) times its magnitude; register errors pass through |w|); E = 0 when the
-computation is provably exact in the dtype (all weights, biases and register values multiples
-of 2^-s whose magnitude times 2^s is at most 2^p, p = 53 or 24: every partial sum is then a
-representable number), as for table keys in float64. A gate takes the same branch in float and
-in exact arithmetic unless -E_g < g <= E_g. Per tree one query asks whether some input of the
-domain reaches some gate with that thin margin; if so, every output of the tree that is not
-refuted is flagged (proved over exact reals, but float rounding could change the branch) and the
-gates are listed in `thin_gates`. So `verified: True` means: every output is correct on every
-input of the domain over exact reals, every reachable gate's sign and every read-out's side of
-the threshold are beyond their float rounding bounds, hence the module's float evaluation is
-correct too.
-
-Undecided, never verified: solver time-outs and `unknown` (the timeout applies to every
-query), models that do not replay, and trees too large to encode: when a tree's reachable nodes
-plus terms, plus the table rows (times their width) of the output's specification cone, exceed
-`max_size`, its outputs are reported undecided with a note (check them exhaustively).
+Encoding, float rounding and soundness: docs/proofs/smt.md
 """
 
 from __future__ import annotations
@@ -72,12 +22,12 @@ import numpy as np
 import z3
 
 from dsl import csr
-from dsl.nodes import TABLE
+from dsl.nodes import FIRST, INPUTS, KEYS, KIND, TABLE
 
 from .cones import SignalIndex, signal_cone
 from .progress import progress_bar
 from .compare import decision_threshold
-from .smt import Outcomes, _replay, _Spec, decide, unit_roundoff
+from .smt import Outcomes, SpecEncoder, decide, replay_model, unit_roundoff
 
 MAX_SIZE = 200_000
 
@@ -147,7 +97,7 @@ def _segment_max(rows, values, n):
 
 def rounding_bounds_tree(forest, weights: dict, p: int) -> tuple[np.ndarray, np.ndarray]:
     """(per gate, per leaf entry): bounds on |float - exact| of the gate pre-activations and of
-    the leaf read-out values, for 0/1 inputs (module docstring)."""
+    the leaf read-out values, for 0/1 inputs (docs/proofs/smt.md)."""
     m = forest.n_inputs
     ones = np.ones(m)
     r_up, r_err, r_scale = _row_bounds(forest.reg_offsets, forest.reg_cols, weights["reg_vals"],
@@ -378,7 +328,23 @@ class _Tree:
 def verify_smt_tree(circuit, net, module=None, timeout_ms: int = 10_000,
                     max_counterexamples: int = 20, progress: bool = True, outputs=None,
                     max_size: int = MAX_SIZE) -> dict:
-    """Prove each output of a conditional network against `circuit` (module docstring)."""
+    """Prove each output of a conditional network against `circuit` (docs/proofs/smt.md).
+
+    Args:
+        circuit: the reference circuit.
+        net: a `ConditionalNetwork` or a bare `Forest`.
+        module: its `ConditionalModule` (optional: without it the forest's float64 arrays are
+            encoded and counterexamples are replayed on `Forest.walk`).
+        timeout_ms: z3 time limit per query.
+        max_counterexamples: how many replayed counterexamples to keep.
+        progress: show a progress bar.
+        outputs: output positions to check (default: all).
+        max_size: trees larger than this (nodes plus terms plus spec rows) are not encoded;
+            their outputs are undecided.
+    Returns:
+        The report: the fields of `verify_smt` plus `target`, `trees_encoded`,
+        `trees_too_large`, `thin_gates` and `outputs_too_large`.
+    """
     start = time.perf_counter()
     forest = getattr(net, "forest", net)
     # the threshold the module's `decide` compares with (its dtype's rounding of the stored
@@ -433,7 +399,7 @@ def verify_smt_tree(circuit, net, module=None, timeout_ms: int = 10_000,
                     continue
                 if spec is None:       # one spec per tree: its outputs share table encodings
                     features = {}
-                    spec = _Spec(circuit, features)
+                    spec = SpecEncoder(circuit, features)
                 if tree is not None and not tree.encoded:
                     tree.encode(weights, atoms)
                     trees_encoded += 1
@@ -474,7 +440,7 @@ def verify_smt_tree(circuit, net, module=None, timeout_ms: int = 10_000,
 
 
 class _WalkEvaluator:
-    """The numpy reference walk with the module interface `_replay` uses."""
+    """The numpy reference walk with the module interface `replay_model` uses."""
 
     def __init__(self, forest):
         self.forest = forest
@@ -494,9 +460,9 @@ def _spec_size(circuit, index, driver: int) -> int:
     size, seen = len(cone), set()
     for sig in cone:
         data, _ = index.node(sig)
-        if data["kind"] == TABLE and data["first"] not in seen:
-            seen.add(data["first"])
-            size += len(data["keys"]) * max(1, len(data["inputs"]))
+        if data[KIND] == TABLE and data[FIRST] not in seen:
+            seen.add(data[FIRST])
+            size += len(data[KEYS]) * max(1, len(data[INPUTS]))
     return size
 
 
@@ -545,4 +511,4 @@ def _prove_output(circuit, evaluator, tree, atoms, o, driver, spec, features, th
     solver = _solver(timeout_ms, circuit.sparsity, list(features.values()))
     solver.add(known)
     return decide(solver, None if z3.eq(near, exact) else near, exact, features,
-                  lambda active: _replay(circuit, evaluator, o, active, threshold))
+                  lambda active: replay_model(circuit, evaluator, o, active, threshold))

@@ -8,10 +8,10 @@ from ..accounting import Accounting, bounds
 
 
 def account_conditional(net) -> Accounting:
-    """Accounting of a ConditionalNetwork (compiler/conditional.py), Koyuncu's measure.
+    """Accounting of a ConditionalNetwork (compiler/conditional/network.py), Koyuncu's measure.
 
     neurons = gates (one neuron each, evaluated only on the path taken); ops per input count
-    the additions, multiplications and comparisons on the path actually taken (compiler/tree.py
+    the additions, multiplications and comparisons on the path actually taken (compiler/conditional/tree.py
     `walk`): max is a bound over every input of the domain, mean is measured over the domain
     (or a uniform sample of it, see `conditional.ops_mean_over`)."""
     f, meta = net.forest, net.meta

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from dsl.domain import RowDomain, verification_domain
+from dsl.nodes import COUNT, FIRST, NAME
 
 from ..accounting import expected_active, ops_per_input
 from ..dense import compile_dense
@@ -51,7 +52,7 @@ def table_outputs(circuit) -> list:
     found = []
     for key in circuit.table_nodes():
         data = circuit.graph.nodes[key]
-        lo, hi = data["first"], data["first"] + data["count"]
+        lo, hi = data[FIRST], data[FIRST] + data[COUNT]
         positions = np.flatnonzero((drivers >= lo) & (drivers < hi))
         if len(positions):
             found.append((key, positions))
@@ -76,7 +77,7 @@ def compile_conditional(circuit, options: ConditionalOptions | None = None) -> C
         forest, method = compile_table(spec, options.table_method, circuit.sparsity)
         parts.append(forest)
         done[positions] = True
-        tables.append({"table": circuit.graph.nodes[key]["name"], "method": method,
+        tables.append({"table": circuit.graph.nodes[key][NAME], "method": method,
                        "rows": int(len(spec.keys)), "bits": spec.width,
                        "log2_rows": int(np.ceil(np.log2(max(len(spec.keys), 1)))), "outputs": int(len(positions)),
                        "gates": forest.n_gates, "leaves": forest.n_leaves, "depth": forest.depth(),

@@ -1,47 +1,13 @@
-"""Synthesis of conditional trees (`compiler.tree.Forest`) from unconditional ReLU networks.
+"""Synthesis of conditional trees (`compiler.conditional.tree.Forest`) from unconditional ReLU networks.
 
-Koyuncu-style unconditional -> conditional pass (shared/background/conditional_computation.md
-§4.2). Given a `compiler.network.Network` and a finite set S of inputs that must be reproduced,
-each tree node keeps the affine form (A, c) of the current hidden layer's pre-activations as a
-function of the input features, valid for every input of S that reaches the node:
+Koyuncu-style unconditional -> conditional pass: each tree node carries the affine form of the
+current layer's pre-activations, folds neurons whose sign is fixed on the inputs reaching it
+and branches on one undecided neuron otherwise. `synthesize_network` reproduces a network on a
+given input set; `synthesize_circuit` does so for a circuit's dense network on its whole
+domain, one tree per group of independent outputs (`SynthesisTooLarge` when a cone is over the
+limits).
 
-* a neuron with z <= 0 on every input reaching the node is folded as 0, one with z >= 0 on
-  every such input as z (relu(z) = z): neither is ever evaluated;
-* when every neuron of the layer that still matters is folded, the layer is composed into the
-  next one: A' = W D A, c' = W D c + b (D: the folded activation pattern);
-* otherwise the node becomes a gate on the most balanced undecided neuron (fewest terms on a
-  tie): its collapsed form over the input features is the gate's weights and bias, inputs with
-  z > 0 go right (the Forest's convention), the others left;
-* at the read-out the node is a leaf y = A_y x + c_y; an output whose read-out value is the same
-  on every input of S reaching the node is stored as a constant (0 ops), as is every output of
-  a node where all outputs are constant (no further gates: the memorisation shortcut).
-
-Refinements, all exact on S: outputs constant on a node's inputs drop out, and so do the
-neurons only they depend on (they are never branched on); input features constant on a node's
-inputs are folded into the gate's or leaf's constant; read-out entries equal to 0 with no terms
-are left out of leaves (a leaf's unlisted outputs read 0).
-
-Independent outputs get separate trees: outputs whose cones (hidden neurons with a path to
-them) share no neuron are in different groups (connected components over the cone neurons).
-A group whose cone domain is over the limits (`synthesize_circuit`) is split further into one
-tree per output over that output's own cone (shared neurons are then evaluated in each tree);
-only an output whose own cone domain is over the limits raises SynthesisTooLarge.
-Groups of exactly one neuron (one-hidden-layer networks, e.g. a million pairwise ANDs) are
-built in bulk with numpy (one gate, or one leaf when the neuron's sign never changes on S);
-outputs with no hidden neuron (constants, or read-outs straight off the inputs) share one leaf.
-Only larger groups go through the tree recursion (a Python loop over tree nodes, numpy over S).
-
-`gate_source` of a synthesised gate (gate_kind NEURON) is the neuron's global index in the
-network it came from: hidden layer l (0-based), neuron j -> sum of the widths of hidden layers
-0 .. l-1, plus j. For `synthesize_circuit` that network is `compile_dense(circuit,
-outputs=positions)`.
-
-Exactness: the leaf reached by an input of S is, by construction, the network's read-out under
-that input's own activation pattern, so it reproduces the network's value (float64 affine
-compositions; every leaf is checked against the network's values on the inputs that reach it).
-Off S nothing is promised. `synthesize_circuit` takes S = every input with at most
-`circuit.sparsity` active features among a group's cone features (features outside the cone
-cannot change the group's outputs), so the forest equals the dense network on the whole domain.
+Proof: docs/proofs/conditional.md
 """
 
 from __future__ import annotations
@@ -558,7 +524,7 @@ class _GroupIndex:
 
 
 def _general_groups(fnet, groups, out_group, neuron_group, domain, ids, n_out, name_of) -> Forest:
-    """One tree per group by the recursive synthesis (see the module docstring)."""
+    """One tree per group by the recursive synthesis (see docs/proofs/conditional.md)."""
     index = _GroupIndex(fnet, out_group, neuron_group)
     builder = _ForestBuilder(fnet.m, n_out)
     for g in groups:

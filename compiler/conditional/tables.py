@@ -1,25 +1,10 @@
 """Lookup tables as conditional trees: binary search on a key, or a reduced bit decision diagram.
 
-A table over w input bits b_0..b_{w-1} (distinct input features) with rows keyed by
-key = sum_i 2^i x_{b_i} (dsl/nodes.py) compiles to one tree in one of two ways:
+`spec_from_table` reads a table node into a `TableSpec`; `key_search` builds a binary search
+over the table key, `bit_diagram` a reduced decision diagram over single input bits, and
+`compile_table` keeps the cheaper of the two (fewer operations on the worst input).
 
-* `key_search`: a register t = sum_i 2^i x_{b_i} (exact in float64 up to 2^53), then a binary
-  search over the pieces of the key line: each row's key is a piece, and when the default is
-  cared for, every gap between consecutive keys is a piece too (so inputs outside the table
-  reach the default, no separate match test needed). Consecutive pieces with the same outputs
-  are merged. A gate is the neuron g = t - (b - 1/2) at the first key b of its right half
-  (2 operations: one add, one comparison); depth ceil(log2 pieces). With a don't-care default
-  only the rows are pieces (inputs off the table are don't care).
-* `bit_diagram`: gates test one input bit each (g = x_b - 1/2), chosen top-down as the bit that
-  best halves the rows reaching the node (ID3 style); a node reached by no row is the default
-  leaf, a node whose rows all give the same outputs is a leaf, except that with a cared default a
-  single row must still test its remaining bits (else an off-table input would take the row's
-  value). Then reduced like an OBDD: identical leaves and identical gates are shared and a gate
-  whose two children are the same node is removed. No register: cheapest when few bits decide.
-
-`compile_table` builds both and keeps the one with fewer operations on its worst input (ties:
-fewer parameters). Leaves store only the output bits that are 1 as constants (unlisted outputs
-read 0; a don't-care bit is stored as 0): 0 operations at a leaf.
+Construction: docs/proofs/conditional.md
 """
 
 from __future__ import annotations
@@ -27,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from dsl import csr
+from dsl.nodes import CARE, DEFAULT_CARE, DEFAULT_VALUES, FIRST, INPUTS, KEYS, VALUES
 
 from .tree import BIT_TEST, KEY_SPLIT, Forest, leaf_code
 
@@ -48,6 +34,7 @@ class TableSpec:
 
     @property
     def width(self) -> int:
+        """Number of input bits w."""
         return len(self.bits)
 
     def patterns(self):
@@ -70,14 +57,14 @@ def spec_from_table(circuit, key: str, positions: np.ndarray) -> TableSpec | Non
     """The TableSpec of table node `key` for the outputs at `positions` (each driven by one of
     its bits), or None when the table's inputs are not distinct input features."""
     data = circuit.graph.nodes[key]
-    bits = np.asarray(data["inputs"], np.int64)
+    bits = np.asarray(data[INPUTS], np.int64)
     if (bits >= circuit.n_inputs).any() or len(np.unique(bits)) != len(bits):
         return None
-    values = data["values"] & data["care"]
-    default = None if not data["default_care"].any() else data["default_values"] & data["default_care"]
+    values = data[VALUES] & data[CARE]
+    default = None if not data[DEFAULT_CARE].any() else data[DEFAULT_VALUES] & data[DEFAULT_CARE]
     drivers = circuit.output_drivers[positions]
-    return TableSpec(circuit.n_inputs, circuit.n_outputs, bits, data["keys"], values, default,
-                     positions, drivers - data["first"])
+    return TableSpec(circuit.n_inputs, circuit.n_outputs, bits, data[KEYS], values, default,
+                     positions, drivers - data[FIRST])
 
 
 # ---------------------------------------------------------------------------- leaves
@@ -195,7 +182,7 @@ def _bisect(starts: np.ndarray, piece_code: np.ndarray, register_col: int):
 # ---------------------------------------------------------------------------- bit diagram
 
 def bit_diagram(spec: TableSpec) -> Forest:
-    """A reduced decision diagram on the table's bits (see the module docstring).
+    """A reduced decision diagram on the table's bits (see docs/proofs/conditional.md).
 
     Built top-down one level at a time for all nodes at once (numpy), then reduced bottom-up."""
     w, n_rows = spec.width, len(spec.keys)

@@ -1,29 +1,11 @@
 """The conditional network representation: a forest of neuron trees (Koyuncu's conditional ReLU net).
 
-A `Forest` maps m input features (0/1) to n_out read-out values. Each output belongs to exactly
-one tree. For one input x and one tree:
+A `Forest` maps m 0/1 input features to n_out read-out values; each output belongs to one tree,
+each gate is one neuron whose sign picks the branch, and only the path an input takes is
+computed. The forest is stored as flat numpy arrays (CSR for the ragged parts); `Forest.walk`
+is the numpy reference evaluation, `Forest.ops` / `max_ops` / `params` the costs.
 
-    r = R x + r0                        registers: affine projections computed once at the root
-                                        (e.g. a table's key t = sum_i 2^i x_{bit i})
-    v = [x, r]                          the values gates and leaves may read: column c < m is
-                                        feature c, column m + j is register j
-    node = root
-    while node is a gate:               a gate is ONE neuron g = w . v + b; its sign picks the
-        node = child[node, g > 0]       branch (column 0: g <= 0, column 1: g > 0)
-    y[o] = a_o . v + c_o                for each entry (o, a_o, c_o) of the leaf reached; the
-                                        tree's outputs that the leaf does not list are 0
-                                        (as is an output of no tree: output_tree[o] = -1)
-
-Output o is 1 when y[o] > threshold (0.5). Nothing off the path is computed: the cost of an
-input is its path (see `ops_cost`), not the size of the forest.
-
-Storage: flat numpy arrays for the whole forest (CSR for the ragged parts) so a million one-gate
-trees are a few arrays, and batched evaluation needs no Python loop over trees or samples.
-Node codes: a code >= 0 is a gate id, a code < 0 is the leaf -1 - code (`leaf_code`).
-
-Every weight has a recorded meaning: `gate_kind` / `gate_source` say what a gate tests (a split
-of a table key between two rows, one input bit, or a neuron of the unconditional network the
-tree was synthesised from), `leaf_row` which table row a leaf stands for (-1: none/default).
+Representation and semantics: docs/proofs/conditional.md
 """
 
 from __future__ import annotations
@@ -51,7 +33,7 @@ def _i64(n=0):
 
 @dataclass
 class Forest:
-    """A forest of neuron trees over m input features; see the module docstring."""
+    """A forest of neuron trees over m input features; see docs/proofs/conditional.md."""
     n_inputs: int
     n_outputs: int
     # trees

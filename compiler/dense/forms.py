@@ -20,6 +20,7 @@ from ..network import sum_duplicates
 
 @dataclass
 class FormTable:
+    """The affine forms of the signals available in one layer, CSR over signals sorted by id."""
     signals: np.ndarray     # int64 [S], sorted base signal ids
     offsets: np.ndarray     # int64 [S + 1]
     neurons: np.ndarray     # int64 [nnz]: neuron index within the layer
@@ -28,6 +29,7 @@ class FormTable:
 
     @staticmethod
     def build(signals, offsets, neurons, coefs, const) -> "FormTable":
+        """A FormTable of unsorted CSR forms (rows reordered by signal id)."""
         order = np.argsort(signals, kind="stable")
         off, nrn = csr.gather_rows(offsets, neurons, order)
         _, cf = csr.gather_rows(offsets, coefs, order)

@@ -18,11 +18,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from dsl import csr
-from dsl.nodes import GATE, TABLE, Circuit
+from dsl.nodes import COUNT, FIRST, GATE, INPUTS, KIND, OFFSETS, OP, OPERANDS, TABLE, Circuit
 
 
 @dataclass
 class SignalLevels:
+    """Per signal id: `base`, `negated`, `live`, `level`, `need` (module docstring), and the depth D."""
     base: np.ndarray
     negated: np.ndarray
     live: np.ndarray
@@ -32,7 +33,7 @@ class SignalLevels:
 
 
 def _reads(data: dict) -> np.ndarray:
-    return data["operands"] if data["kind"] == GATE else data["inputs"]
+    return data[OPERANDS] if data[KIND] == GATE else data[INPUTS]
 
 
 def analyse(circuit: Circuit, drivers=None) -> SignalLevels:
@@ -44,42 +45,42 @@ def analyse(circuit: Circuit, drivers=None) -> SignalLevels:
     level = np.zeros(n, dtype=np.int64)
     for key in circuit.signal_nodes:
         data = graph.nodes[key]
-        lo, hi = data["first"], data["first"] + data["count"]
-        if data["kind"] == GATE and data["op"] == "not":
-            base[lo:hi] = base[data["operands"]]
-            negated[lo:hi] = ~negated[data["operands"]]
-            level[lo:hi] = level[data["operands"]]
-        elif data["kind"] == GATE:
-            level[lo:hi] = 1 + np.maximum.reduceat(level[data["operands"]], data["offsets"][:-1])
-        elif data["kind"] == TABLE:
-            level[lo:hi] = 1 + (level[data["inputs"]].max() if len(data["inputs"]) else 0)
+        lo, hi = data[FIRST], data[FIRST] + data[COUNT]
+        if data[KIND] == GATE and data[OP] == "not":
+            base[lo:hi] = base[data[OPERANDS]]
+            negated[lo:hi] = ~negated[data[OPERANDS]]
+            level[lo:hi] = level[data[OPERANDS]]
+        elif data[KIND] == GATE:
+            level[lo:hi] = 1 + np.maximum.reduceat(level[data[OPERANDS]], data[OFFSETS][:-1])
+        elif data[KIND] == TABLE:
+            level[lo:hi] = 1 + (level[data[INPUTS]].max() if len(data[INPUTS]) else 0)
 
     drivers = circuit.output_drivers if drivers is None else np.asarray(drivers, dtype=np.int64)
     live = np.zeros(n, dtype=bool)
     live[drivers] = True
     for key in reversed(circuit.signal_nodes):
         data = graph.nodes[key]
-        lo, hi = data["first"], data["first"] + data["count"]
-        if data["kind"] == GATE:
+        lo, hi = data[FIRST], data[FIRST] + data[COUNT]
+        if data[KIND] == GATE:
             rows = np.flatnonzero(live[lo:hi])
             if len(rows):
-                _, ops = csr.gather_rows(data["offsets"], data["operands"], rows)
+                _, ops = csr.gather_rows(data[OFFSETS], data[OPERANDS], rows)
                 live[ops] = True
-        elif data["kind"] == TABLE and live[lo:hi].any():
-            live[data["inputs"]] = True
+        elif data[KIND] == TABLE and live[lo:hi].any():
+            live[data[INPUTS]] = True
 
     depth = int(level[drivers].max()) if len(drivers) else 0
     need = np.full(n, -1, dtype=np.int64)
     np.maximum.at(need, base[drivers], depth)
     for key in circuit.signal_nodes:
         data = graph.nodes[key]
-        lo, hi = data["first"], data["first"] + data["count"]
-        if data["kind"] == GATE and data["op"] != "not":
+        lo, hi = data[FIRST], data[FIRST] + data[COUNT]
+        if data[KIND] == GATE and data[OP] != "not":
             rows = np.flatnonzero(live[lo:hi])
             if len(rows):
-                off, ops = csr.gather_rows(data["offsets"], data["operands"], rows)
+                off, ops = csr.gather_rows(data[OFFSETS], data[OPERANDS], rows)
                 reader_level = np.repeat(level[lo + rows], csr.lengths(off))
                 np.maximum.at(need, base[ops], reader_level - 1)
-        elif data["kind"] == TABLE and live[lo:hi].any():
-            np.maximum.at(need, base[data["inputs"]], level[lo] - 1)
+        elif data[KIND] == TABLE and live[lo:hi].any():
+            np.maximum.at(need, base[data[INPUTS]], level[lo] - 1)
     return SignalLevels(base, negated, live, level, need, depth)

@@ -1,24 +1,11 @@
 """The `dense` target: exact lowering of every gate to ReLU neurons, layer by layer.
 
-For 0/1 inputs every neuron below takes integer values and every signal is exactly 0 or 1
-(s is the sum of a gate's operand values, n its arity, h the neurons listed):
+Every neuron takes integer values and every signal is exactly 0 or 1 on 0/1 inputs; a signal
+read two or more layers above its own passes through carry neurons. `compile_dense` builds the
+network (optionally for some outputs only); `lower_signals` lowers chosen signals for the
+multilevel superposed blocks.
 
-    and(n)          h = relu(s - (n-1))                       value h
-    or(n)           h = relu(1 - s)    (nor)                  value 1 - h
-    not             no neuron: readers use 1 - value
-    atleast(k)      h0 = relu(s - k + 1), h1 = relu(s - k)    value h0 - h1
-    atmost(k)       k = 0: h = relu(1 - s), value h; k = n-1: h = relu(s - k), value 1 - h;
-                    else h0 = relu(s - k), h1 = relu(s - k - 1), value 1 - h0 + h1
-    exactly(k)      k = 0: h = relu(1 - s), value h;
-                    else relu(s-k+1), relu(s-k), relu(s-k-1), value h0 - 2 h1 + h2
-    xor(n)          h_j = relu(s - j), j = 0..n-1,            value h_0 + sum_j 2(-1)^j h_j
-    ite(c, t, e)    h0 = relu(c + t - 1), h1 = relu(e - c)     value h0 + h1
-    table row r     h_r = relu(sum_i (2 b_ri - 1) x_i - (ones_r - 1)): 1 exactly on row r;
-                    output j = d_j + sum_r (v_rj - d_j) h_r  (d_j: the default, or for a
-                    don't-care default the majority value, so fewer weights)
-
-A signal read two or more layers above its own passes through one carry neuron relu(v) = v per
-layer in between. The read-out is affine in the last hidden layer, outputs exactly 0/1.
+Gate table: docs/proofs/dense-lowering.md
 """
 
 from __future__ import annotations
@@ -26,7 +13,8 @@ from __future__ import annotations
 import numpy as np
 
 from dsl import csr
-from dsl.nodes import GATE, TABLE, Circuit
+from dsl.nodes import (CARE, COUNT, DEFAULT_CARE, DEFAULT_VALUES, FIRST, GATE, INPUTS, K, KEYS,
+                       KIND, OFFSETS, OP, OPERANDS, TABLE, VALUES, Circuit)
 
 from ..network import (CARRY, GATE_NEURON, TABLE_ROW, Layer, Network, input_families,
                        output_families, stack_layers)
@@ -112,23 +100,23 @@ def build_layer(circuit, lv, level, prev_table, n_in, const0):
     parts = _LayerParts()
     for key in circuit.signal_nodes:
         data = circuit.graph.nodes[key]
-        lo, hi = data["first"], data["first"] + data["count"]
+        lo, hi = data[FIRST], data[FIRST] + data[COUNT]
         here = lv.live[lo:hi] & (lv.level[lo:hi] == level)
         if not here.any():
             continue
-        if data["kind"] == GATE and data["op"] != "not":
+        if data[KIND] == GATE and data[OP] != "not":
             _gate_neurons(parts, data, np.flatnonzero(here), prev_table, lv, const0)
-        elif data["kind"] == TABLE:
+        elif data[KIND] == TABLE:
             _table_neurons(parts, data, prev_table, lv, const0)
     _carry_neurons(parts, lv, level, prev_table, const0)
     return parts.layer(n_in), parts.table()
 
 
 def _gate_neurons(parts, data, members, prev_table, lv, const0) -> None:
-    op = data["op"]
-    offsets, operands = data["offsets"], data["operands"]
+    op = data[OP]
+    offsets, operands = data[OFFSETS], data[OPERANDS]
     n = csr.lengths(offsets)[members]
-    k = data["k"][members] if data["k"] is not None else np.zeros(len(members), np.int64)
+    k = data[K][members] if data[K] is not None else np.zeros(len(members), np.int64)
     if op == "ite":
         spec = _ite_spec(len(members))
     else:
@@ -141,7 +129,7 @@ def _gate_neurons(parts, data, members, prev_table, lv, const0) -> None:
         slot_cf = np.repeat(slot_coef, csr.lengths(slot_off)).astype(np.float64)
     rows, cols, vals, total_bias = combine(slot_off, slot_sig, slot_cf, bias, prev_table,
                                            lv.base, lv.negated, const0)
-    signal = data["first"] + members
+    signal = data[FIRST] + members
     part = np.arange(len(neuron_member)) - np.searchsorted(neuron_member, neuron_member)
     first = parts.add_neurons(rows, cols, vals, total_bias, GATE_NEURON, signal[neuron_member], part)
     per_member = np.bincount(neuron_member, minlength=len(members))
@@ -202,9 +190,9 @@ def _ite_spec(g: int):
 
 
 def _table_neurons(parts, data, prev_table, lv, const0) -> None:
-    keys, values, care = data["keys"], data["values"], data["care"]
-    inputs = data["inputs"]
-    w, count = len(inputs), data["count"]
+    keys, values, care = data[KEYS], data[VALUES], data[CARE]
+    inputs = data[INPUTS]
+    w, count = len(inputs), data[COUNT]
     default = _table_defaults(data)
     differs = care & (values != default[None, :])           # [R, count]
     rows = np.flatnonzero(differs.any(axis=1))
@@ -214,21 +202,21 @@ def _table_neurons(parts, data, prev_table, lv, const0) -> None:
     slot_cf = (2.0 * bits - 1.0).ravel()
     bias = -(bits.sum(axis=1) - 1.0)
     r, c, v, b = combine(slot_off, slot_sig, slot_cf, bias, prev_table, lv.base, lv.negated, const0)
-    first = parts.add_neurons(r, c, v, b, TABLE_ROW, np.full(len(rows), data["first"]), rows)
+    first = parts.add_neurons(r, c, v, b, TABLE_ROW, np.full(len(rows), data[FIRST]), rows)
     out_rows, out_bits = np.nonzero(differs[rows].T)          # sorted by output bit
     coefs = values[rows][out_bits, out_rows].astype(np.float64) - default[out_rows]
     per_output = np.bincount(out_rows, minlength=count)
-    parts.add_forms(data["first"] + np.arange(count), csr.offsets_from_lengths(per_output),
+    parts.add_forms(data[FIRST] + np.arange(count), csr.offsets_from_lengths(per_output),
                     first + out_bits, coefs, default.astype(np.float64))
 
 
 def _table_defaults(data) -> np.ndarray:
     """The value each output takes off the rows: the default, or where the default is don't
     care, the majority value of the rows (so fewer rows need weights)."""
-    care, values = data["care"], data["values"]
+    care, values = data[CARE], data[VALUES]
     ones = (care & values).sum(axis=0)
     zeros = (care & ~values).sum(axis=0)
-    return np.where(data["default_care"], data["default_values"], ones > zeros)
+    return np.where(data[DEFAULT_CARE], data[DEFAULT_VALUES], ones > zeros)
 
 
 def _carry_neurons(parts, lv, level, prev_table, const0) -> None:

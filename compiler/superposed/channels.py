@@ -1,24 +1,11 @@
 """Channel assignments for computation in superposition, and their exact combinatorial check.
 
-Setting: every output j is a threshold gate atleast(k_j, F_j) over input features F_j (AND:
-k = |F|, OR / copy: k = 1), inputs are given one column each, at most K are active. A network of
-one hidden layer computes all outputs with n neurons:
+Every output j = atleast(k_j, F_j) owns a channel C_j of t_j neurons; neuron i listens to the
+union of the operand sets of its channels. `failing_outputs` decides the exactness criterion for
+all outputs at once; `assign_random` / `assign_design` build assignments and `repair` fixes
+failing channels. `verify/structural.py` re-checks the same criterion from stored weights.
 
-* each output owns a *channel* C_j: t_j distinct neurons of its threshold class;
-* neuron i listens (weight 1) to L_i, the union of F_j over the channels it belongs to, with
-  bias -(k - 1) for its class: h_i = relu(|L_i & S| - (k - 1)) for active set S;
-* the read-out is y_j = sum_{i in C_j} h_i - (t_j - 1); output j is 1 when y_j > 1/2.
-
-Since F_j is inside every L_i of its channel, |S & F_j| >= k_j makes every h_i >= 1: no false
-negatives. A false positive needs |S & F_j| < k_j; the worst such S takes k_j - 1 operands and
-q_j = K - (k_j - 1) other features T, where every h_i = |L_i & T|. Hence the exact criterion:
-
-    output j is exact  <=>  the q_j largest counts n_f = #{i in C_j : f in L_i}, f not in F_j,
-                            sum to at most t_j - 1   (always exact when q_j <= 0)
-
-For K = 2 and pairwise AND this is "no third feature is listened to by every neuron of the
-channel". `failing_outputs` decides it for all outputs at once with numpy; `verify/structural.py`
-re-derives the same structure from a network's stored weights and checks it independently.
+Proof: docs/proofs/channels.md
 """
 
 from __future__ import annotations
@@ -41,6 +28,7 @@ class ChannelSpec:
 
     @property
     def n_outputs(self) -> int:
+        """Number of outputs."""
         return len(self.k)
 
     @property
@@ -59,6 +47,7 @@ class Assignment:
     neuron_k: np.ndarray
 
     def channel_sizes(self) -> np.ndarray:
+        """t_j: the number of neurons in each output's channel."""
         return csr.lengths(self.c_offsets)
 
 
@@ -88,7 +77,7 @@ def failing_outputs(spec: ChannelSpec, a: Assignment, listen=None, outputs=None,
     are small integers); operands are masked out, then the q largest counts of each row are
     summed and compared with t_j - 1.
     """
-    import torch
+    import torch  # heavy: the only torch use in compiler/; importing the compiler stays light
 
     if listen is None:
         listen = listen_sets(spec, a)

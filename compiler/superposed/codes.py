@@ -1,53 +1,12 @@
 """Inputs and outputs in superposition: random near-orthogonal codes around a channel layer.
 
-With `--input-code D` the network's input is not one column per feature but v = E x, where
-E (D x m) is a random sign code, column e_f with entries +-1/sqrt(D) (unit norm, drawn from
-SplitMix64, so the same on every machine). With `--output-code D'` the network writes
-y_code = O r (O: D' x m', the same kind of code) and a fixed decoder reads output j as
-<o_j, y_code> + b_j. The network is stored with its codes as explicit linear layers:
+With `--input-code D` / `--output-code D'` the network reads v = E x and writes y_code = O r
+(random sign codes, stored as explicit linear layers around the channel layer).
+`compile_coded` builds the network, `search_coded` finds the smallest channel layer whose
+certificate passes, `certify` proves every output exact from the stored weights, and
+`CodeTooNarrow` (with `needed_widths`) says which code widths would pass.
 
-    layer 0   encoder   x -> v = E x                  (relu off; fixed code, not neurons)
-    layer 1   neurons   h = relu(A E^T v - theta - delta)   (A: which features neuron i listens to)
-    layer 2   code      y_code = O R h                (relu off; R: the channel read-out)
-    layer 3   decoder   d = O^T y_code + b            (relu off; fixed code, not neurons)
-
-so the torch module, save/load, the exhaustive verifier, SMT and sampling all run on the real
-coded model (the accounting counts layer 1 only as neurons, `meta["codes"]` says which layers
-are codes). Without an input code layer 0 is absent (layer 1 reads x); without an output code
-layers 2-3 are the usual read-out R h + b.
-
-Why a ReLU layer at all (a permutation is linear): the neurons *de-noise*. A neuron that hears
-no active feature has pre-activation <= -eta and outputs exactly 0, so h is exactly sparse and
-the output code carries only the active outputs' codes; a linear shortcut O P E^T would pass
-the input cross-talk on every coordinate into the output code, where it accumulates.
-
-Exactness proof (the certificate, `certify`). The channel layer is the superposed target's
-(compiler/channels.py): output j = atleast(k_j, F_j), channel C_j of t_j neurons, neuron i
-listens to L_i with theta_i = k_i - 1, and the combinatorial criterion holds: for every input S
-of at most K features where output j is 0, sum_{i in C_j} relu(|S & L_i| - theta_i) <= t_j - 1.
-With the input code, neuron i's pre-activation is |S & L_i| - theta_i - delta_i + nu_i(S) where
-nu_i(S) = sum_{g in S} N[i, g], N = A E^T E - A computed exactly from the code; so
-nu_i(S) <= nu_i^+, the sum of the K largest positive entries of row i, and when output j is 1
-(k_j of its operands active, at most K - k_j others) nu_i(S) >= -nu_ji^-, the negative parts of
-N[i, F_j] plus the K - k_j most negative entries of row i. Taking delta_i = nu_i^+ + eta:
-
-* a neuron with |S & L_i| <= theta_i has pre-activation <= -eta: h_i = 0 exactly;
-* output j = 1: every channel neuron has count - theta >= 1, so sum h >= LO_j = sum relu(1 - delta_i - nu_ji^-);
-* output j = 0: at most t_j - 1 neurons fire and sum h <= HI_j = max(0, t_j - 1 - eta).
-
-The read-out scales channel j by s_j = 1/(LO_j - HI_j) and the decoder bias puts the midpoint at
-the threshold, so noiseless decoded values are >= 1 or <= 0. The output code adds cross-talk
-d_j - r_j = sum_i Gamma[j, i] h_i with Gamma = O^T O R - R; since h_i <= |S & L_i|, its size is
-at most X_j = the sum of the K largest entries of row j of F = |Gamma| A. So every output is
-exact with margin >= 1/2 - X_j - (float rounding bound); `certify` computes all of it from the
-stored weights and the compiler keeps a network only when every margin is positive. The
-exhaustive verifier then confirms on the real float32 module (its `min_margin` is the evidence).
-
-Search: the smallest channel layer whose certificate passes. Neuron sharing adds cross-talk
-that grows like sqrt(load / D) (load: features a neuron listens to), so at practical code widths
-the one-neuron-per-output layer (t = 1, load = |F_j|) is usually the only one that passes; the
-search tries a shared layer at its least noisy width first and shrinks only if that passes.
-When even one neuron per output fails, `CodeTooNarrow` says which widths would pass.
+Proof: docs/proofs/codes.md
 """
 
 from __future__ import annotations
@@ -137,6 +96,7 @@ class Certificate:
         return float(0.5 - self.crosstalk.max() - self.slack)
 
     def as_dict(self) -> dict:
+        """The certificate's summary for the meta: proved, margin, cross-talk, gap, rounding slack."""
         return {"proved": bool(self.ok), "margin": round(self.margin, 6),
                 "input_crosstalk_max": float(max(self.nu_plus.max(initial=0.0),
                                                  self.nu_minus.max(initial=0.0))),
@@ -403,7 +363,7 @@ def needed_widths(spec, in_dim, out_dim, seed: int) -> dict:
 # ------------------------------------------------------------------ the network
 
 def compile_coded(circuit, options) -> Network:
-    """The superposed target with an input and/or output code (see the module docstring)."""
+    """The superposed target with an input and/or output code (see docs/proofs/codes.md)."""
     start = time.perf_counter()
     in_dim, out_dim, seed = options.input_code, options.output_code, options.code_seed
     for name, dim in (("--input-code", in_dim), ("--output-code", out_dim)):
@@ -456,6 +416,18 @@ def _code_info(code, seed, stream, layer) -> dict:
 
 
 def build_network(circuit, spec, a, cert, weights, in_code, out_code, seed: int) -> Network:
+    """The coded network: encoder, channel layer, output code and decoder layers (module docstring).
+
+    Args:
+        circuit: the circuit compiled.
+        spec, a: the channel specification and assignment.
+        cert: the passing certificate (its `delta` sets the neuron biases).
+        weights: the certificate's weights ("listen", "w1", "readout", ...).
+        in_code, out_code: the input / output codes, or None.
+        seed: the code seed, recorded in `meta["codes"]`.
+    Returns:
+        The layered `Network`.
+    """
     m, n, n_out = spec.m, a.n, spec.n_outputs
     layers, codes = [], {}
     theta = a.neuron_k - 1.0

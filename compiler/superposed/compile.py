@@ -2,7 +2,7 @@
 
 Outputs that are threshold gates over input features (pairwise or n-ary AND, OR, atleast(k),
 and plain copies of a feature) are computed in superposition by output channels
-(compiler/channels.py): each output owns t neurons, each neuron listens to the operands of every
+(channels.py): each output owns t neurons, each neuron listens to the operands of every
 output it serves, and the read-out is the AND of the channel, sum h - (t - 1). Exactness on the
 whole sparse domain is a combinatorial property of the assignment, decided exactly by
 `channels.failing_outputs`; the search keeps only assignments where no output fails:

@@ -1,32 +1,11 @@
 """Measured error of a channel assignment, for `--max-error RATE` (approximate superposition).
 
-Definition. The *error rate* of a network is the fraction of the inputs of the sparse domain
-(every input with at most K active features, each counted once: the uniform distribution on
-the domain) on which at least one output is wrong. This is the quantity that
-`sup verify --method exhaustive` counts (`failing_inputs / domain_size`) and that
-`--method sample` bounds (Clopper-Pearson on its uniform half). Outputs compiled densely are
-exact and never contribute.
+The error rate is the fraction of the sparse domain's inputs on which some output is wrong.
+`measure_error` computes it exactly (counting over the cores of the failing outputs' listen
+sets) or bounds it by sampling (Clopper-Pearson, 95%); `within` says whether an assignment's
+rate (or its upper bound) is within the budget. The result is an `ErrorMeasure`.
 
-Measurement. `channels.failing_outputs` names exactly the outputs that are wrong on some input.
-Output j's value depends only on the active features inside U_j, the union of the listen sets
-of its channel (its operands are in U_j too). Let U be the union of U_j over the failing
-outputs J and u = |U|. Whether an input S is wrong depends only on its *core* S & U, so
-
-    failing inputs = sum over cores c (subsets of U, |c| <= K) that are wrong for some j in J
-                     of the number of ways to add at most K - |c| features outside U
-                   = sum_c  sum_{r=0}^{K-|c|} C(m - u, r).
-
-* exact: when the cores (C(u, <= K) of them) times the neurons of J's channels fit a budget,
-  every core is evaluated with integer arithmetic (h_i = relu(|L_i & c| - theta_i), output
-  says 1 iff sum_{i in C_j} h_i >= t_j, specification |c & F_j| >= k_j) and the count above
-  is exact; the rate is exact.
-* sampled: otherwise, uniform inputs of the whole domain (verify/sample.py's sampler) are
-  evaluated on J's channels only, and the report gives the failure fraction and the exact
-  one-sided Clopper-Pearson upper bound at 95% (verify/sample.py). The search compares this
-  *upper bound* with RATE, so a sampled network is accepted only when the bound is within it.
-
-No assignment with failing outputs is ever called exact: the network's meta records the rate,
-how it was measured, and the failing outputs, and every verifier still reports the failures.
+Derivation: docs/proofs/error-budget.md
 """
 
 from __future__ import annotations
@@ -38,6 +17,7 @@ import numpy as np
 
 from dsl import csr
 from dsl.domain import SparseDomain
+from dsl.sampling import uniform_inputs, upper_bound
 
 from .channels import Assignment, ChannelSpec, failing_outputs, listen_sets
 
@@ -49,6 +29,7 @@ BATCH = 1 << 15
 
 @dataclass
 class ErrorMeasure:
+    """A measured error rate: exact or sampled (with its Clopper-Pearson upper bound), and what it counted."""
     failing_outputs: int
     outputs: int
     domain_size: int
@@ -61,13 +42,14 @@ class ErrorMeasure:
     confidence: float | None = None
 
     def as_dict(self) -> dict:
+        """The fields that are set, as a dict (for the network's meta)."""
         return {k: v for k, v in asdict(self).items() if v is not None}
 
 
 def measure_error(spec: ChannelSpec, a: Assignment, failing=None, listen=None,
                   exact_cells: int = EXACT_CELLS, samples: int = SAMPLES,
                   seed: int = 0) -> ErrorMeasure:
-    """The error rate of assignment `a` (definition above), exact or sampled."""
+    """The error rate of assignment `a` (definition: docs/proofs/error-budget.md), exact or sampled."""
     if listen is None:
         listen = listen_sets(spec, a)
     if failing is None:
@@ -139,7 +121,6 @@ def _exact_count(sub: _SubNetwork, cores: SparseDomain, m: int, sparsity) -> int
 
 
 def _sampled(sub: _SubNetwork, domain: SparseDomain, samples: int, seed: int, base) -> ErrorMeasure:
-    from dsl.sampling import uniform_inputs, upper_bound
     rng = np.random.default_rng(seed)
     failures = 0
     for start in range(0, samples, BATCH):

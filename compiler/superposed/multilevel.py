@@ -1,35 +1,11 @@
 """Superposition beyond the first level: threshold gates over exact 0/1 intermediate features.
 
-The first-level channels (compiler/superposed.py) compute outputs that are AND / OR / atleast
-gates over input features. An output that is such a gate over *other signals* (wires: gates of
-the previous level, negations, inputs) is handled here instead of by the dense fallback:
+An output that is an AND / OR / atleast gate over other signals is superposed over the exact
+0/1 values the dense lowering gives those signals, with the sparsity `sparsity_bound` proves
+for them. `compile_levels` builds such blocks level by level and keeps them only when the
+network has fewer neurons than with the dense fallback; `candidates` picks the outputs.
 
-1. Re-threshold: the operand signals ("intermediate features" g_1 .. g_M) are computed by the
-   exact dense lowering (compiler/dense.py), whose value forms v_g = b_g + sum_c W_gc h_c are
-   exactly 0 or 1 on every input (an AND of k distinct 0/1 operands is one neuron
-   relu(s - (k - 1)) in {0, 1}; OR, atleast, negations are exact affine forms). So errors of an
-   earlier level never reach the next one: every level starts from clean Booleans.
-2. Sparsity of the intermediate features: K' = the largest number of them that can be 1 (or
-   don't-care) together on the domain (`sparsity_bound`, argument there).
-3. The outputs are superposed over (g_1 .. g_M) exactly like first-level outputs over input
-   features: a channel assignment searched and proved exact by `channels.failing_outputs` for
-   every K'-sparse 0/1 vector of intermediate features, a superset of the vectors that occur.
-   Channel neuron i computes relu(sum_{g in L_i} v_g - theta_i): one hidden layer whose weights
-   are the listen incidence times the intermediate read-out (the forms are folded in, no
-   neuron holds a copy of v_g); the read-out is the channel AND, sum_{i in C_j} h_i - (t_j - 1).
-
-Why the intermediate features are the dense gate neurons and not re-thresholded first-level
-channels: a 0/1 copy of a channel read-out (relu of sum h - (t - 1), clamped) costs at least one
-neuron per intermediate feature *in addition to* the channel neurons, while the dense AND
-neuron costs exactly one and is already 0/1. Deeper levels work the same way: a gate over
-level-2 signals gets its intermediate features from the dense lowering of those signals.
-
-The block is used only when the whole network has fewer neurons with it than with the dense
-fallback for the same outputs (`compile_levels` builds both and compares); the network's
-`meta["levels"]` says what each level superposed. Level >= 2 blocks are always exact
-(`--max-error` applies to the first level only). Their networks have several hidden layers,
-so `verify --method structural` reports them as not applicable; they are verified
-exhaustively (or by SMT / sampling).
+Proof: docs/proofs/multilevel.md
 """
 
 from __future__ import annotations
@@ -41,7 +17,7 @@ import numpy as np
 
 from dsl import csr
 from dsl.domain import SparseDomain
-from dsl.nodes import GATE, Circuit
+from dsl.nodes import FIRST, GATE, K, KIND, OFFSETS, OP, OPERANDS, Circuit
 
 from dsl.semantics import active_to_dense, signal_values
 
@@ -67,13 +43,13 @@ def candidates(circuit: Circuit, positions):
     chosen, rows, ks = [], [], []
     for idx in np.unique(node_of):
         data = circuit.graph.nodes[circuit.signal_nodes[idx]]
-        if data["kind"] != GATE or data["op"] not in SUPERPOSABLE_OPS:
+        if data[KIND] != GATE or data[OP] not in SUPERPOSABLE_OPS:
             continue
         for p in positions[node_of == idx].tolist():
-            local = int(circuit.output_drivers[p] - data["first"])
-            ops = data["operands"][data["offsets"][local]:data["offsets"][local + 1]]
+            local = int(circuit.output_drivers[p] - data[FIRST])
+            ops = data[OPERANDS][data[OFFSETS][local]:data[OFFSETS][local + 1]]
             n = len(ops)
-            k = {"and": n, "or": 1}.get(data["op"], int(data["k"][local]) if data["k"] is not None else n)
+            k = {"and": n, "or": 1}.get(data[OP], int(data[K][local]) if data[K] is not None else n)
             if len(np.unique(ops)) != n or not (ops >= m).any() or not 1 <= k <= n:
                 continue
             if _negated(circuit, ops):         # a negation is 1 almost everywhere: not sparse
@@ -98,7 +74,7 @@ def candidates(circuit: Circuit, positions):
 
 def _negated(circuit, ops) -> bool:
     nodes = circuit.node_of_signal(ops[ops >= circuit.n_inputs + 2])
-    return any(circuit.graph.nodes[circuit.signal_nodes[i]].get("op") == "not"
+    return any(circuit.graph.nodes[circuit.signal_nodes[i]].get(OP) == "not"
                for i in np.unique(nodes).tolist())
 
 
@@ -109,7 +85,7 @@ def sparsity_bound(circuit: Circuit, features: np.ndarray):
     the domain.
 
     * exact, when every feature is an input or an AND of distinct input features:
-      `_and_maximum` (a search over unions of operand sets, argument there);
+      `and_maximum` (a search over unions of operand sets, argument there);
     * exact, when the domain has at most EXACT_BOUND_LIMIT inputs: the reference semantics of
       every signal on every input, maximum of the number of nonzero features;
     * otherwise, when every feature is an input or an AND / OR / atleast gate over distinct
@@ -227,14 +203,14 @@ def _threshold_shapes(circuit, features):
             ks.append(1)
             continue
         data = circuit.graph.nodes[circuit.signal_nodes[idx]]
-        if data["kind"] != GATE or data["op"] not in SUPERPOSABLE_OPS:
+        if data[KIND] != GATE or data[OP] not in SUPERPOSABLE_OPS:
             return None
-        local = f - data["first"]
-        ops = data["operands"][data["offsets"][local]:data["offsets"][local + 1]]
+        local = f - data[FIRST]
+        ops = data[OPERANDS][data[OFFSETS][local]:data[OFFSETS][local + 1]]
         if (ops >= m).any() or len(np.unique(ops)) != len(ops):
             return None
         n = len(ops)
-        ks.append({"and": n, "or": 1}.get(data["op"], int(data["k"][local]) if data["k"] is not None else n))
+        ks.append({"and": n, "or": 1}.get(data[OP], int(data[K][local]) if data[K] is not None else n))
         sets.append(np.sort(ops))
     return sets, np.array(ks, dtype=np.int64)
 

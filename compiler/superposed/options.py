@@ -17,9 +17,9 @@ class SuperposedOptions:
     channels: tuple = DEFAULT_CHANNELS
     seed: int = 0
     repair_rounds: int = 40
-    max_error: float | None = None    # accept a measured error rate <= this (compiler/error_budget.py)
-    multilevel: bool = True           # superpose gates over exact intermediate features (compiler/multilevel.py)
-    input_code: int | None = None     # inputs arrive as a DIM-wide sign code (compiler/codes.py)
+    max_error: float | None = None    # accept a measured error rate <= this (error_budget.py)
+    multilevel: bool = True           # superpose gates over exact intermediate features (multilevel.py)
+    input_code: int | None = None     # inputs arrive as a DIM-wide sign code (codes.py)
     output_code: int | None = None    # outputs leave as a DIM-wide sign code read by a fixed decoder
     code_seed: int = 0
     log: list = field(default_factory=list)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from dsl import csr
-from dsl.nodes import GATE, Circuit
+from dsl.nodes import FIRST, GATE, K, KIND, OFFSETS, OP, OPERANDS, Circuit
 
 from .channels import ChannelSpec
 
@@ -24,17 +24,17 @@ def superposable(circuit: Circuit):
     take[copies], k[copies], lens[copies] = True, 1, 1
     for idx in np.unique(node_of[~copies]):
         data = graph.nodes[circuit.signal_nodes[idx]]
-        if data["kind"] != GATE or data["op"] not in ("and", "or", "atleast"):
+        if data[KIND] != GATE or data[OP] not in ("and", "or", "atleast"):
             continue
         sel = np.flatnonzero(node_of == idx)
-        local = drivers[sel] - data["first"]
-        off, ops = csr.gather_rows(data["offsets"], data["operands"], local)
+        local = drivers[sel] - data[FIRST]
+        off, ops = csr.gather_rows(data[OFFSETS], data[OPERANDS], local)
         all_inputs = ~csr.row_any(off, ops >= m)
         in_order = csr.sort_within_rows(off, ops)
         distinct = csr.row_sum(off, csr.first_of_run(off, in_order).astype(np.int64)) == csr.lengths(off)
         ok = all_inputs & distinct
         n = csr.lengths(off)
-        kk = {"and": n, "or": np.ones_like(n)}.get(data["op"], data["k"][local] if data["k"] is not None else n)
+        kk = {"and": n, "or": np.ones_like(n)}.get(data[OP], data[K][local] if data[K] is not None else n)
         take[sel[ok]] = True
         k[sel[ok]] = kk[ok]
         lens[sel[ok]] = n[ok]

@@ -16,7 +16,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
-from ..elaborate import Limits
+from ..elaborate import Limits, elaborate
+from ..parser import parse_file
 from .aiger import read_aiger
 from .bench import read_bench
 from .blif import read_blif
@@ -36,8 +37,7 @@ def load(path, limits: Optional[Limits] = None):
     suffix = Path(str(path)).suffix.lower()
     if suffix in READERS:
         return READERS[suffix](path, limits)
-    from .. import load as load_sup
-    return load_sup(path, limits)
+    return elaborate(parse_file(path), limits)     # what dsl.load does
 
 
 __all__ = ["EXTENSIONS", "READERS", "is_format", "load", "read_aiger", "read_bench", "read_blif",

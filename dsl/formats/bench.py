@@ -33,6 +33,17 @@ _ARG = re.compile(rf"\s*({_NAME})\s*\Z")
 
 
 def read_bench(path, limits: Limits | None = None, text: str | None = None):
+    """Read an ISCAS .bench file into a Circuit named after the file.
+
+    Args:
+        path: the file (its stem names the circuit).
+        limits: size limits (default `Limits()`).
+        text: the file's text, when already read.
+    Returns:
+        The elaborated `Circuit`.
+    Raises:
+        SupError: unreadable file, bad syntax, unknown gate type, undefined or cyclic signals.
+    """
     path = Path(path)
     file = str(path)
     if text is None:
@@ -87,6 +98,7 @@ def read_bench(path, limits: Limits | None = None, text: str | None = None):
 
 
 def read_text(path: Path, file: str) -> str:
+    """The UTF-8 text of `path`; SupError (at the first bad byte) when unreadable or not UTF-8."""
     try:
         data = path.read_bytes()
     except OSError as exc:

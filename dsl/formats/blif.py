@@ -69,6 +69,17 @@ def _logical_lines(text: str):
 
 
 def read_blif(path, limits: Limits | None = None, text: str | None = None):
+    """Read a flat combinational BLIF model into a Circuit named after the file.
+
+    Args:
+        path: the file (its stem names the circuit).
+        limits: size limits (default `Limits()`).
+        text: the file's text, when already read.
+    Returns:
+        The elaborated `Circuit`.
+    Raises:
+        SupError: unreadable file, bad syntax, unsupported directives, undefined or cyclic nets.
+    """
     path = Path(path)
     file = str(path)
     if text is None:

@@ -42,6 +42,7 @@ def is_valid(name: str) -> bool:
 
 
 def sanitize(name: str) -> str:
+    """A valid .sup scalar name for `name` (rule 2 of the module docstring)."""
     text = re.sub(r"[^A-Za-z0-9_]", "_", name).rstrip("_") or "n"
     if text[0].isdigit():
         text = "n" + text
@@ -57,6 +58,7 @@ class Namer:
         self.taken = set(taken)
 
     def claim(self, base: str) -> str:
+        """Reserve and return a unique valid name from `base` (sanitized, then `_2`, `_3`, ... if taken)."""
         base = base if is_valid(base) else sanitize(base)
         name, k = base, 2
         while name in self.taken:
@@ -74,6 +76,7 @@ class Group:
 
     @property
     def shape(self) -> tuple:
+        """() for a scalar, (count,) for a family."""
         return () if self.index.shape[1] == 0 else (len(self.positions),)
 
 

@@ -56,6 +56,7 @@ class Netlist:
     # ------------------------------------------------------------------ filling
 
     def error(self, message: str, line: int = 0, column: int = 0) -> SupError:
+        """A SupError located in this netlist's file (line / column 0: the whole file)."""
         return SupError(message, line, column, self.file, self.source)
 
     def net(self, name, pos=None) -> int:
@@ -98,6 +99,7 @@ class Netlist:
         return net
 
     def add_output(self, name_or_net, pos, negated: bool = False, out_name: str | None = None):
+        """Declare an output: net `name_or_net` (name or id), maybe negated, named `out_name`."""
         net = name_or_net if isinstance(name_or_net, int) else self.net(name_or_net, pos)
         self.outputs.append((net, negated, out_name if out_name is not None else self.names[net], pos))
 

@@ -53,6 +53,14 @@ class _Item:
 
 
 def to_sup(circuit: Circuit, header: str | None = None) -> str:
+    """.sup text for `circuit` that parses back to the same function (module docstring).
+
+    Args:
+        circuit: any elaborated circuit.
+        header: an optional comment put at the top of the file.
+    Returns:
+        The .sup source text.
+    """
     return _Writer(circuit).write(header)
 
 
