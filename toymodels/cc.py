@@ -372,7 +372,7 @@ def _neg(a: np.ndarray) -> np.ndarray:
     return (np.abs(a) - a) / 2
 
 
-def snmf_weights(mixing_m, d_mlp: int = D_MLP, iters: int = 3000, seed: int = 0):
+def snmf_weights(mixing_m, d_mlp: int = D_MLP, iters: int = 500, seed: int = 0):
     """The SNMF baseline of Bhagat et al., built from M alone (no training): factor the
     single-feature target T = I + M ~ F G^T with G >= 0 (semi_nmf), then W_in = G (so a
     positive input passes the ReLU linearly) and W_out = F^T; a single active x_i > 0 gives

@@ -32,6 +32,7 @@ from .compare import decision_threshold
 from .block_check import BlockCheck, domain_blocks, integer_network
 from .dense_check import delta_cost, dense_cost, readout_for
 from .progress import progress_bar
+from .smt import module_layers, rounding_bounds
 
 PATHS = ("auto", "blocks", "delta", "dense")   # how the exhaustive check evaluates the inputs
 
@@ -264,6 +265,16 @@ def _report(check, domain, shard, start, min_margin, margin_is_bound, path, modu
     seconds = time.perf_counter() - start
     # one shard alone proves nothing about the whole domain: merge the shards for a verdict
     verified = False if check.failing else (True if shard[1] == 1 else None)
+    # the margin must clear what another evaluation order of the module could change
+    slack = rounding_slack(module)
+    thin = not check.failing and min_margin is not None and min_margin <= slack
+    if thin:
+        verified = None
+    extra = {"thin_margin": True, "rounding_slack": slack,
+             "note": f"no input failed, but the smallest margin {min_margin:.3g} is within "
+                     f"{slack:.3g}, how far float rounding in another evaluation order of the "
+                     "module (forward, forward_active, the paths here) can move a read-out: "
+                     "undecided (try a float64 module, or SMT)"} if thin else {}
     return {
         "verified": verified, "method": "exhaustive",
         "inputs_checked": check.inputs, "outputs_checked": check.outputs,
@@ -277,5 +288,49 @@ def _report(check, domain, shard, start, min_margin, margin_is_bound, path, modu
         "shard": {"i": shard[0], "n": shard[1], "ranks": [start_rank, stop_rank]},
         "complete": shard[1] == 1,
         "device": str(module.device), "dtype": str(module.dtype).replace("torch.", ""),
-        "path": path,
+        "path": path, **extra,
     }
+
+
+def rounding_slack(module) -> float:
+    """How far two evaluation orders of the module's forward can put one read-out value apart.
+
+    The layered module sums in different orders in `forward`, `forward_active`, the dense
+    read-out and the event-driven path (baseline plus changes), so values off by rounding can
+    decide differently at the threshold. 0 when every sum is exact in the module's dtype
+    (`_exact_in_dtype`); else verify/smt.py's interval bound (any order of an n-term dot
+    product rounds by at most gamma_n times its magnitude) with 8 times the unit roundoff: one
+    side's plain sums and the other's baseline-plus-changes form (differences of hidden values
+    and a longer sum, at most ~6 times the bound) together. A verified verdict needs a margin
+    above it. Forests (ConditionalModule) are checked with their own forward_active: 0."""
+    if not isinstance(module, SupModule):
+        return 0.0
+    layers = module_layers(module)
+    input_map = module.input_map.detach().cpu().numpy()
+    fed = np.maximum(np.bincount(input_map, minlength=layers[0].n_in), 1).astype(np.float64)
+    if _exact_in_dtype(layers, fed, module.dtype):
+        return 0.0
+    unit = float(torch.finfo(module.dtype).eps) / 2
+    return float(rounding_bounds(layers, 8 * unit, fed).max(initial=0.0))
+
+
+def _exact_in_dtype(layers, fed, dtype) -> bool:
+    """Every weight and bias a multiple of 2^-S (per layer, inputs integers) and every partial
+    sum, also of hidden-value differences, at most 2^p / 4 times that unit: then each sum is
+    exact whatever the order (float32 / float64; other dtypes: integers only)."""
+    from .smt_tree import _dyadic_scale
+    p = 1 - int(round(math.log2(float(torch.finfo(dtype).eps))))
+    upper, scale = fed, np.zeros(len(fed), dtype=np.int64)
+    for layer in layers:
+        cols, rows = np.asarray(layer.cols, np.int64), np.asarray(layer.rows, np.int64)
+        vals, bias = np.asarray(layer.vals, np.float64), np.asarray(layer.bias, np.float64)
+        term = _dyadic_scale(vals) + scale[cols]
+        s = int(max(term.max(initial=0), _dyadic_scale(bias).max(initial=0)))
+        if s and dtype not in (torch.float32, torch.float64):
+            return False
+        magnitude = (np.bincount(rows, weights=np.abs(vals) * upper[cols], minlength=layer.n_out)
+                     + np.abs(bias))
+        if s > 2000 or float(magnitude.max(initial=0.0)) * 2.0 ** (s + 2) > 2.0 ** p:
+            return False
+        upper, scale = magnitude, np.full(layer.n_out, s, dtype=np.int64)
+    return True

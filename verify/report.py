@@ -45,7 +45,7 @@ def merge(reports: list[dict]) -> dict:
     if failing or any(r["verified"] is False for r in reports):
         verified = False
     elif complete and all(r.get("failing_inputs", 0) == 0 and r["verified"] is not False
-                          for r in reports) and len(reports) == n:
+                          and not r.get("thin_margin") for r in reports) and len(reports) == n:
         verified = True
     else:
         verified = None
