@@ -161,15 +161,25 @@ def code_layers(net) -> set:
 
 
 def code_accounting(net) -> dict:
-    """The codes, reported apart from the computation: widths, parameters, coherence."""
+    """The codes, reported apart from the computation: widths (each beside the neuron bound
+    sqrt(m' log2 m')), parameters (beside m' log2 m'), coherence, and the code's own fields
+    (combinatorial codes: q, blocks, lambda)."""
     codes = net.meta.get("codes") or {}
+    shapes = bounds(net.n_outputs, 0, 0)
+    ratio = lambda a, b: (a / b) if b else None  # noqa: E731
     out = {}
     for name in ("input", "output"):
         c = codes.get(name)
         if c:
             layer = net.layers[int(c["layer"])]
             out[name] = {"dim": c["dim"], "params": int(layer.nnz), "coherence": c["coherence"],
-                         "seed_stream": c["stream"], "kind": c["kind"]}
+                         "seed_stream": c.get("stream"), "kind": c["kind"],
+                         "dim_over_lower_neurons": ratio(c["dim"], shapes["lower_neurons"]),
+                         "params_over_lower_params": ratio(int(layer.nnz), shapes["lower_params"])}
+            out[name].update({k: c[k] for k in ("q", "blocks", "lambda", "coherence_is_bound")
+                              if k in c})
+    if out:
+        out["fixed_params"] = sum(out[k]["params"] for k in ("input", "output") if k in out)
     if "certificate" in codes:
         out["certificate"] = codes["certificate"]
     return out
@@ -191,8 +201,9 @@ def format_accounting(info: dict) -> str:
     lines = [
         f"target               {info['target']}",
         f"inputs / outputs     {info['inputs']:,} / {info['outputs']:,}",
-        f"neurons              {info['neurons']:,}  per layer {info['neurons_per_layer']}  "
-        f"{info['neurons_by_role']}",
+        f"neurons              {info['neurons']:,}  per layer "
+        f"[{'; '.join(f'{n:,}' for n in info['neurons_per_layer'])}]  "
+        f"{{{', '.join(f'{k}: {v:,}' for k, v in info['neurons_by_role'].items())}}}",
         f"layers               {info['layers']} (hidden + read-out)",
         f"params nonzero       {info['params_nonzero']:,}  (dense equivalent {info['params_dense']:,})",
         f"ops per input        max {info['ops_per_input_max']:,}  mean {info['ops_per_input_mean']:,.1f}",
@@ -207,10 +218,19 @@ def format_accounting(info: dict) -> str:
     for name in ("input", "output"):
         code = info.get("codes", {}).get(name)
         if code:
-            lines.append(f"{name + ' code':<21}width {code['dim']:,}, {code['params']:,} fixed "
-                         f"parameters (not counted above), coherence {code['coherence']:.4g}")
+            lines.append(f"{name + ' code':<21}width {code['dim']:,} ({fmt(code.get('dim_over_lower_neurons'))}"
+                         f" x sqrt(m' log m')), {code['params']:,} fixed parameters (not counted "
+                         f"above), coherence {'<= ' if code.get('coherence_is_bound') else ''}"
+                         f"{code['coherence']:.4g}" + (f"; GF({code['q']}), {code['blocks']} blocks, "
+                                                       f"lambda {code['lambda']}" if "q" in code else ""))
     cert = info.get("codes", {}).get("certificate")
-    if cert:
+    if cert and cert.get("kind") == "rs":
+        lines.append(f"code certificate     {'proved' if cert['proved'] else 'NOT proved'}: an active "
+                     f"pair scores >= {cert['score_active_min']}, an inactive one <= "
+                     f"{cert['score_inactive_max']} (agreement <= {cert['agreement_max']} of "
+                     f"{cert['blocks']} blocks, sparsity {cert['sparsity']}); margin "
+                     f"{cert['margin'] if cert['margin'] is not None else '-'}")
+    elif cert:
         lines.append(f"code certificate     proved margin {cert['margin']:.4g} (input cross-talk <= "
                      f"{cert['input_crosstalk_max']:.3g}, output cross-talk <= "
                      f"{cert['output_crosstalk_max']:.3g}, rounding <= {cert['rounding_slack']:.2g})")
@@ -226,5 +246,5 @@ def format_accounting(info: dict) -> str:
         for t in c.get("tables", []):
             lines.append(f"table {t['table']}: {t['rows']:,} rows over {t['bits']} bits, "
                          f"{t['method']} method, depth {t['depth']} (ceil log2 rows = {t['log2_rows']}), "
-                         f"max ops {t['ops_max']}")
+                         f"max ops {t['ops_max']:,}")
     return "\n".join(lines)

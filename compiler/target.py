@@ -24,6 +24,8 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field, fields
 from typing import ClassVar, Optional
 
+import numpy as np
+
 from .accounting import layered_accounting
 from .network import Network
 
@@ -47,6 +49,16 @@ class OptionError(ValueError):
         super().__init__(f"{option} {problem}")
         self.option = option
         self.problem = problem
+
+
+def require_int(option: str, value, low: int = 1) -> None:
+    """OptionError unless `value` is None or an integer (not a bool) of at least `low`."""
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise OptionError(option, f"must be an integer, got {value!r}")
+    if value < low:
+        raise OptionError(option, f"must be at least {low}, got {value}")
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from typing import Optional
 
 import numpy as np
 
-from . import ast, csr, tables
+from . import ast, csr, memory, tables
 from .ast import INT_LIMIT
 from .constants import pair_count, pairs, perm
 from .errors import SupError, error_at
@@ -35,6 +35,7 @@ from .values import Array, Cond, Context, Ints, Rows, Sigs, kind_name
 SIGNAL_FUNCTIONS = ("and", "or", "xor", "maj", "atleast", "atmost", "exactly", "ite")
 CONST_FUNCTIONS = ("pairs", "perm")
 MAX_INPUT_DIMS = 32
+BYTES_PER_ELEMENT = 32          # a lower bound of what one expanded element costs (int64 arrays)
 
 
 @dataclass
@@ -61,6 +62,17 @@ def elaborate(program: ast.Program, limits: Optional[Limits] = None,
                        program.file, program.source) from None
     finally:
         sys.setrecursionlimit(old_limit)
+
+
+def _check_memory(where, count: int, what: str) -> None:
+    """SupError at `where` when `count` elements cannot fit in the memory available (each
+    element of an expansion or family takes at least BYTES_PER_ELEMENT in elaboration)."""
+    need = count * BYTES_PER_ELEMENT
+    have = memory.available_bytes()
+    if need > have:
+        raise error_at(where, f"{what}, which needs at least {memory.format_bytes(need)} of "
+                              f"memory; {memory.format_bytes(have)} is available (at most about "
+                              f"{have // BYTES_PER_ELEMENT:,} elements fit)")
 
 
 def _loop_values(ctx: Context | None, row: int) -> str:
@@ -99,6 +111,15 @@ class _Elaborator:
     # ================================================================ statements
 
     def run(self) -> Circuit:
+        try:
+            return self._run()
+        except MemoryError:
+            stmt = self.program.statements[self.current] if self.program.statements else None
+            raise error_at(stmt, "this statement needs more memory than is available "
+                                 f"({memory.format_bytes(memory.available_bytes())}); make it "
+                                 "smaller") from None
+
+    def _run(self) -> Circuit:
         statements = self.program.statements
         self._collect_names(statements)
         for number, stmt in enumerate(statements):          # pass 1: no signals needed
@@ -198,6 +219,7 @@ class _Elaborator:
             if first + count > limit:
                 raise error_at(decl, f"{first + count} input features are more than the limit of "
                                      f"{limit} (raise it with --max-elements)")
+            _check_memory(decl, count, f"'{decl.name}' declares {count:,} input features")
             index = np.indices(shape).reshape(len(shape), -1).T.astype(np.int64) if shape \
                 else np.zeros((1, 0), np.int64)
             fam = Family("input", decl.name, index, np.arange(first, first + count, dtype=np.int64),
@@ -362,6 +384,7 @@ class _Elaborator:
         if total > self.limits.max_elements:
             raise error_at(gen, f"this generator makes {total} combinations, more than the limit "
                                 f"of {self.limits.max_elements} (raise it with --max-elements)")
+        _check_memory(gen, total, f"this generator makes {total:,} combinations")
         step = np.repeat(np.arange(ctx.length, dtype=np.int64), lengths)
         offsets = csr.offsets_from_lengths(lengths)
         within = np.arange(total, dtype=np.int64) - offsets[step]
@@ -664,6 +687,9 @@ class _Elaborator:
                                         f"not {kind_name(k_value)}")
             k = k_value.full(ctx.length)
             args = args[1:]
+        if func == "maj" and not args and node.generator is None:
+            raise error_at(node, "maj(...) needs at least one signal (the majority of no "
+                                 "arguments is not defined)")
         if func == "ite":
             if node.generator is not None or len(args) != 3:
                 raise error_at(node, f"ite(c, t, e) takes 3 arguments, not "

@@ -60,11 +60,30 @@ def parse_file(path: str | Path) -> ast.Program:
     """Read and parse a .sup file; unreadable files become SupError too."""
     path = Path(path)
     try:
-        source = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SupError(f"cannot read file: {exc.strerror if isinstance(exc, OSError) else exc}",
-                       file=str(path)) from None
-    return parse(source, str(path))
+        data = path.read_bytes()
+    except OSError as exc:
+        raise SupError(f"cannot read file: {exc.strerror}", file=str(path)) from None
+    return parse(decode_text(data, str(path)), str(path))
+
+
+def decode_text(data: bytes, file: str) -> str:
+    """The UTF-8 text of a .sup file's bytes; SupError "not a text file" (located at the first
+    NUL byte or invalid UTF-8 sequence) for binary data."""
+    nul = data.find(b"\0")
+    try:
+        text = data.decode("utf-8")
+        bad, why = nul, "a NUL byte"
+    except UnicodeDecodeError as exc:
+        bad, why = exc.start, f"byte 0x{data[exc.start]:02x} is not UTF-8"
+        if 0 <= nul < bad:
+            bad, why = nul, "a NUL byte"
+        text = ""
+    if bad < 0:
+        return text
+    line = data.count(b"\n", 0, bad) + 1
+    column = bad - (data.rfind(b"\n", 0, bad) + 1) + 1
+    raise SupError(f"not a text file ({why}); a .sup file is UTF-8 text", line, column,
+                   file)
 
 
 # ---------------------------------------------------------------- syntax errors

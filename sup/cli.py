@@ -13,12 +13,14 @@ import sys
 import dsl
 from compiler import METHODS, TARGETS
 from compiler.conditional import TABLE_METHODS
-from compiler.superposed import CONSTRUCTIONS
+from compiler.superposed import CODE_KINDS, CONSTRUCTIONS
 from dsl import SupError, formats
+from toymodels import ToyInputError
+from toymodels import commands as toy_commands
 from verify import PATHS
 
-from . import compile_cmds, frontend_cmds, import_cmds, verify_cmds
-from .output import EXIT_BAD_INPUT, UsageError
+from . import argtypes, compile_cmds, frontend_cmds, import_cmds, run_cmds, verify_cmds
+from .output import UsageError, emit, report_error
 
 DESCRIPTION = """\
 sup compiles boolean feature circuits (.sup files) into ReLU networks and verifies them.
@@ -29,6 +31,9 @@ sup compiles boolean feature circuits (.sup files) into ReLU networks and verifi
   sup compile FILE --target dense [-o MODEL]   compile to a ReLU network; print the accounting
   sup verify FILE [--model MODEL | --target T] --method exhaustive|smt|sample|structural
   sup import FILE.aag|.aig|.bench|.blif [-o FILE.sup]   standard formats to .sup
+  sup run MODEL --active 'x[0],x[3]' [--circuit FILE] [--hidden]   run a saved network
+  sup toy cc [--task relu|pairs] [--p P ...]   the papers' toy models (no FILE)
+  sup toy autoencoder [--m M ...] [--d D ...]
 
 FILE is a .sup file or, chosen by its extension, ASCII/binary AIGER (.aag, .aig), ISCAS
 .bench or BLIF (.blif).
@@ -42,9 +47,23 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("file", metavar="FILE",
                         help="circuit file (.sup, or .aag, .aig, .bench, .blif)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
-    parser.add_argument("--max-elements", type=int, default=dsl.Limits.max_elements,
+    parser.add_argument("--max-elements", type=argtypes.positive_int,
+                        default=dsl.Limits.max_elements,
                         metavar="N", help="largest expansion, array, family or table the file may "
                         f"ask for (default {dsl.Limits.max_elements:,}); raise it deliberately")
+
+
+def code_arg(text: str):
+    """--input-code / --output-code: an integer width (random sign code) or a code kind."""
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    kind = text.strip().lower()
+    if kind in CODE_KINDS:
+        return kind
+    raise argparse.ArgumentTypeError(f"expected a width (an integer) or one of "
+                                     f"{', '.join(CODE_KINDS)}, got '{text}'")
 
 
 def _superposed_options(parser: argparse.ArgumentParser) -> None:
@@ -58,22 +77,33 @@ def _superposed_options(parser: argparse.ArgumentParser) -> None:
                        "input-channels: universal-AND style random listening")
     group.add_argument("--width", type=int, metavar="N", help="use exactly N channel neurons")
     group.add_argument("--channel", type=int, metavar="T", help="use channels of T neurons")
-    group.add_argument("--seed", type=int,
+    group.add_argument("--seed", type=argtypes.nonnegative_int,
                        help="random seed of the assignment (and of --method sample; default 0)")
     group.add_argument("--max-error", type=float, metavar="RATE",
                        help="accept a channel assignment whose measured error rate (fraction of "
                        "domain inputs with any wrong output; exact count, or a 95%% "
                        "Clopper-Pearson bound from samples) is at most RATE, for a smaller "
                        "width (default: exact). The network is then not verified")
-    group.add_argument("--input-code", type=int, metavar="DIM",
-                       help="inputs arrive in superposition: a DIM-wide random sign code "
-                       "(compiler/codes.py); the network is certified exact or the error says "
-                       "which width would be")
-    group.add_argument("--output-code", type=int, metavar="DIM",
-                       help="outputs leave in superposition: a DIM-wide random sign code read "
-                       "by a fixed decoder")
-    group.add_argument("--code-seed", type=int, metavar="S",
+    group.add_argument("--input-code", type=code_arg, metavar="DIM|rs|auto", nargs="?",
+                       const="rs",
+                       help="inputs arrive in superposition. rs (also the bare flag): a "
+                       "combinatorial Reed-Solomon (Kautz-Singleton) code, exact by construction, "
+                       "fewest neurons (pairwise ANDs; compiler/superposed/rs_codes.py); auto: the "
+                       "narrowest certified rs code; DIM: a DIM-wide random sign code "
+                       "(compiler/superposed/codes.py), certified exact or the error says which "
+                       "width would be")
+    group.add_argument("--output-code", type=code_arg, metavar="DIM|rs|auto", nargs="?",
+                       const="rs",
+                       help="outputs leave in superposition, read by a fixed decoder and a "
+                       "threshold: rs / auto (combinatorial, with an rs or no input code) or a "
+                       "DIM-wide random sign code")
+    group.add_argument("--code-seed", type=argtypes.nonnegative_int, metavar="S",
                        help="seed of the input and output codes (SplitMix64; default 0)")
+    group.add_argument("--max-memory", type=argtypes.memory_size, metavar="SIZE",
+                       help="memory the exactness check of one channel assignment may use, e.g. "
+                       "512M or 4G (default: a quarter of this machine's memory); wider widths "
+                       "are checked in blocks, and a width that cannot fit is an error saying "
+                       "which widths do")
 
 
 def _conditional_options(parser: argparse.ArgumentParser) -> None:
@@ -89,9 +119,26 @@ def _conditional_options(parser: argparse.ArgumentParser) -> None:
                        "tree (default 1,048,576)")
 
 
+class ArgumentsError(UsageError):
+    """A command line argparse cannot parse; carries the usage line of the (sub)command."""
+
+    def __init__(self, message: str, prog: str, usage: str):
+        super().__init__(message)
+        self.prog = prog
+        self.usage = usage
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that raises ArgumentsError instead of exiting, so `main` reports every bad
+    argument the same way (an `error:` line, the JSON error object with --json, exit 2)."""
+
+    def error(self, message):
+        raise ArgumentsError(message, self.prog, self.format_usage())
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argparse parser of the `sup` command, one subparser per subcommand."""
-    parser = argparse.ArgumentParser(prog="sup", description=DESCRIPTION,
+    parser = _Parser(prog="sup", description=DESCRIPTION,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
@@ -154,17 +201,20 @@ def build_parser() -> argparse.ArgumentParser:
     ver.add_argument("--merge", nargs="+", metavar="REPORT",
                      help="combine shard reports (written with --report) into one verdict")
     ver.add_argument("--report", metavar="OUT.json", help="also write the report to a file")
-    ver.add_argument("--batch", type=int, default=1 << 16, help="inputs per batch (exhaustive)")
+    ver.add_argument("--batch", type=argtypes.batch_size, default=1 << 16,
+                     help="inputs per batch (exhaustive; at most 16,777,216)")
     ver.add_argument("--path", default="auto", choices=PATHS,
                      help="exhaustive: blocks covers the inputs block by block, each input "
                      "evaluated exactly or proved by a per-block bound (one-hidden-layer "
                      "integer networks); delta and dense evaluate every input one by one "
                      "(event-driven / dense read-out); auto: blocks where it applies, else the "
                      "cheaper of the two (default)")
-    ver.add_argument("--max-counterexamples", type=int, default=20, metavar="N")
-    ver.add_argument("--timeout", type=float, default=10.0, metavar="SECONDS",
+    ver.add_argument("--max-counterexamples", type=argtypes.counterexample_count, default=20,
+                     metavar="N", help="counterexamples to report (default 20; 0: none)")
+    ver.add_argument("--timeout", type=argtypes.seconds, default=10.0, metavar="SECONDS",
                      help="smt: time limit per output query (default 10)")
-    ver.add_argument("--samples", type=int, default=100_000, help="sample: inputs to draw")
+    ver.add_argument("--samples", type=argtypes.sample_count, default=100_000,
+                     help="sample: inputs to draw (default 100,000)")
     ver.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
                      help="where the network runs (auto: CUDA when available)")
     ver.add_argument("--dtype", choices=("float32", "float64"),
@@ -173,7 +223,41 @@ def build_parser() -> argparse.ArgumentParser:
     ver.set_defaults(run=verify_cmds.cmd_verify)
 
     import_cmds.register(sub, _common)
+    run_cmds.register(sub)
+    _toy(sub)
     return parser
+
+
+def _toy(sub) -> None:
+    """`sup toy cc` and `sup toy autoencoder`: the papers' toy models (toymodels/); no FILE."""
+    toy = sub.add_parser("toy", help="the papers' toy models beside sup's exact networks",
+                         description="Reproduce the toy models of two of the papers sup was "
+                         "built from (docs/benchmarks.md, section Toy models). No FILE.")
+    models = toy.add_subparsers(dest="toy_command", metavar="MODEL")
+    models.required = True
+    cc = models.add_parser("cc", help="compressed computation: trained MLP vs naive, SNMF, "
+                           "and (--task pairs) sup's compiled network",
+                           description=toy_commands.CC_DESCRIPTION,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+    toy_commands.add_cc_arguments(cc)
+    cc.set_defaults(run=_toy_runner(toy_commands.run_cc))
+    ae = models.add_parser("autoencoder", help="power autoencoders: exact I against the bounds",
+                           description=toy_commands.AE_DESCRIPTION,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+    toy_commands.add_autoencoder_arguments(ae)
+    ae.set_defaults(run=_toy_runner(toy_commands.run_autoencoder))
+
+
+def _toy_runner(run):
+    """A command function (args, circuit) around a toymodels run(args) -> (data, text)."""
+    def command(args, circuit=None) -> int:
+        try:
+            data, text = run(args)
+        except ToyInputError as exc:
+            raise UsageError(str(exc)) from None
+        emit(args, data, text)
+        return 0
+    return command
 
 
 def load_circuit(args):
@@ -191,17 +275,26 @@ def main(argv=None) -> int:
     Returns:
         The exit status: 0 success, 1 mismatch, 2 bad input, 3 undecided.
     """
+    argv = sys.argv[1:] if argv is None else [str(a) for a in argv]
+    want_json = "--json" in argv
     parser = build_parser()
-    args = parser.parse_args(argv)
     try:
-        circuit = load_circuit(args)
+        args = parser.parse_args(argv)
+    except ArgumentsError as err:         # argparse's own exit status 2, as SystemExit
+        raise SystemExit(report_error(want_json, f"{err.usage}{err.prog}: error: {err}",
+                                      str(err))) from None
+    try:
+        circuit = load_circuit(args) if getattr(args, "file", None) is not None else None
         return args.run(args, circuit)
     except SupError as err:
-        print(err.format(), file=sys.stderr)
-        return EXIT_BAD_INPUT
+        return report_error(want_json, err.format(), err.message, err.file, err.line, err.column)
     except UsageError as err:
-        print(f"sup {args.command}: error: {err}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        return report_error(want_json, f"sup {args.command}: error: {err}", str(err),
+                            getattr(args, "file", None))
+    except MemoryError as err:
+        detail = f" ({err})" if str(err) else ""
+        return report_error(want_json, f"sup {args.command}: error: out of memory{detail}",
+                            f"out of memory{detail}", getattr(args, "file", None))
     except BrokenPipeError:  # output piped into `head` and closed early
         sys.stdout = open(os.devnull, "w")
         return 0

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
+
+from tqdm import tqdm
 
 from backends import save
 from backends.onnx_export import OnnxUnavailable, export_onnx
@@ -15,7 +18,7 @@ from .output import UsageError, emit
 # command-line options that belong to a target (argparse dest = the target's option name);
 # their argparse default is None, so "given" means "not None"
 TARGET_OPTIONS = ("construction", "width", "channel", "seed", "max_error", "input_code",
-                  "output_code", "code_seed", "table_method", "max_domain")
+                  "output_code", "code_seed", "table_method", "max_domain", "max_memory")
 SHARED_OPTIONS = ("seed",)     # --seed also seeds `verify --method sample`
 
 
@@ -45,13 +48,52 @@ def target_options(args, target_name: str | None = None) -> dict:
 
 
 def compile_from_args(args, circuit, target_name: str):
-    """The network of `circuit` compiled by the target the command line names."""
+    """The network of `circuit` compiled by the target the command line names. A target with
+    a `strict` option is asked to fail rather than quietly not honour an option (e.g. a
+    --width); its search shows a progress bar on a terminal (not with --json)."""
+    options = target_options(args, target_name)
+    if "strict" in TARGETS.get_target(target_name).option_names():
+        options["strict"] = True
+    bar = SearchProgress(enabled=not getattr(args, "json", False))
     try:
-        return compile_circuit(circuit, target=target_name,
-                               **target_options(args, target_name))
+        return compile_circuit(circuit, target=target_name, progress=bar, **options)
     except TargetUnavailable as exc:
-        hint = f"; raise it with {flag(exc.option)}" if getattr(exc, "option", None) else ""
+        option = getattr(exc, "option", None)
+        hint = ("" if not option else f"; give another {flag(option)} or none" if option == "width"
+                else f"; raise it with {flag(option)}")
         raise UsageError(f"{exc}{hint}") from None
+    finally:
+        bar.close()
+
+
+class SearchProgress:
+    """Progress callback of a target's search: a tqdm bar on standard error, shown only when
+    enabled and standard error is a terminal. Steps are dicts with n, t, failing and, from a
+    search of several groups, group, step and total."""
+
+    def __init__(self, enabled: bool = True):
+        self.enabled = enabled and sys.stderr.isatty()
+        self.bar = None
+
+    def __call__(self, step: dict) -> None:
+        """Advance the bar by one attempt of the search."""
+        if not self.enabled:
+            return
+        if self.bar is None:
+            self.bar = tqdm(total=step.get("total"), unit="attempt", desc="width search",
+                            file=sys.stderr, dynamic_ncols=True, leave=False)
+        if step.get("total") and self.bar.total != step["total"]:
+            self.bar.total = step["total"]
+        where = f"{step['group']}: " if step.get("group") else ""
+        self.bar.set_postfix_str(f"{where}n={step.get('n', 0):,} t={step.get('t', 0)} "
+                                 f"failing={step.get('failing', 0):,}", refresh=False)
+        self.bar.update(1)
+
+    def close(self) -> None:
+        """Remove the bar."""
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
 
 
 def cmd_compile(args, circuit) -> int:

@@ -35,15 +35,15 @@ def summary(circuit) -> dict:
 def cmd_check(args, circuit) -> int:
     """`sup check`: print the circuit's summary; returns 0."""
     info = summary(circuit)
-    ops = ", ".join(f"{op} {n}" for op, n in info["gates_by_op"].items()) or "none"
+    ops = ", ".join(f"{op} {n:,}" for op, n in info["gates_by_op"].items()) or "none"
     text = table([
         ("circuit", info["name"]), ("inputs", info["inputs"]), ("outputs", info["outputs"]),
-        ("wires", info["wires"]), ("gates", f"{info['gates']} ({ops})"),
+        ("wires", info["wires"]), ("gates", f"{info['gates']:,} ({ops})"),
         ("tables", info["tables"]), ("depth", info["depth"]),
         ("sparsity", "none (all assignments)" if info["sparsity"] is None else info["sparsity"]),
         ("domain size", f"{info['domain_size']:,}"
                         + (" (the table's rows)" if info["domain"] == "table rows" else "")),
-        ("graph", f"{info['graph_nodes']} family nodes, {info['graph_edges']} edges"),
+        ("graph", f"{info['graph_nodes']:,} family nodes, {info['graph_edges']:,} edges"),
     ])
     emit(args, info, text)
     return 0
@@ -85,7 +85,7 @@ def cmd_eval(args, circuit) -> int:
     if len(names) <= 200:
         lines = [f"{n} = {'*' if v is None else v}" for n, v in outputs.items()]
     else:
-        lines = [f"{len(ones)} of {len(names)} outputs are 1:"] + ones[:1000]
+        lines = [f"{len(ones):,} of {len(names):,} outputs are 1:"] + ones[:1000]
     emit(args, {"outputs": outputs, "active": [circuit.input_names([i])[0] for i in active]},
          "\n".join(lines))
     return 0
@@ -101,6 +101,6 @@ def cmd_graph(args, circuit) -> int:
         raise UsageError(f"cannot write {args.output}: {exc.strerror}") from None
     emit(args, {"output": args.output, "nodes": circuit.graph.number_of_nodes(),
                 "edges": circuit.graph.number_of_edges()},
-         f"wrote {args.output} ({circuit.graph.number_of_nodes()} nodes, "
-         f"{circuit.graph.number_of_edges()} edges)")
+         f"wrote {args.output} ({circuit.graph.number_of_nodes():,} nodes, "
+         f"{circuit.graph.number_of_edges():,} edges)")
     return 0

@@ -42,8 +42,8 @@ def cmd_import(args, circuit) -> int:
         except OSError as exc:
             raise UsageError(f"cannot write {args.output}: {exc.strerror}") from None
         info["output"] = args.output
-        emit(args, info, f"wrote {args.output}: {circuit.name}, {circuit.n_inputs} inputs, "
-                         f"{circuit.n_outputs} outputs, {circuit.n_gates} gates")
+        emit(args, info, f"wrote {args.output}: {circuit.name}, {circuit.n_inputs:,} inputs, "
+                         f"{circuit.n_outputs:,} outputs, {circuit.n_gates:,} gates")
     else:
         info["sup"] = text
         emit(args, info, text)

@@ -12,6 +12,27 @@ class UsageError(Exception):
     """Bad command-line input that is not located in a file (exit status 2)."""
 
 
+# With --json, is an error also the JSON object {"error", "file", "line", "column"} on standard
+# output? Off until tests/test_cli.py's three assertions that --json errors leave standard output
+# empty (test_eval_unknown_input, test_compile_conditional_options_errors,
+# test_bad_file_exit_2_with_location) are changed to expect the object (issue 14).
+JSON_ERRORS = False
+
+
+def report_error(want_json: bool, text: str, message: str, file: str | None = None,
+                 line: int | None = None, column: int | None = None) -> int:
+    """Report bad input: `text` (the `error:` lines for people) on standard error and, when
+    --json was given and JSON_ERRORS is on, the error object `{"error", "file", "line",
+    "column"}` (unknown parts null) as the one JSON object on standard output. Returns
+    EXIT_BAD_INPUT."""
+    print(text, file=sys.stderr)
+    if want_json and JSON_ERRORS:
+        json.dump({"error": message, "file": file, "line": line or None,
+                   "column": column or None}, sys.stdout)
+        sys.stdout.write("\n")
+    return EXIT_BAD_INPUT
+
+
 def emit(args, data: dict, text: str) -> None:
     """Print data as JSON when --json was given, else the human text."""
     if getattr(args, "json", False):
@@ -32,4 +53,11 @@ def _json_default(value):
 def table(rows: list[tuple[str, object]]) -> str:
     """Two aligned text columns: each (name, value) row on one line."""
     width = max((len(k) for k, _ in rows), default=0)
-    return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
+    return "\n".join(f"{k:<{width}}  {number(v)}" for k, v in rows)
+
+
+def number(value) -> str:
+    """An integer with thousands separators (1,234,567); anything else as str()."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}"
+    return str(value)

@@ -5,13 +5,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from backends import ModelFileError, load
 from backends.serialize import model_path
 from dsl.domain import parse_shard, verification_domain
+from dsl.semantics import evaluate_active
 from verify import MethodUnavailable, check_method, merge, module_for, verify
-from verify.report import fingerprint
+from verify.report import Report, fingerprint
 
 from .compile_cmds import compile_from_args
 from .output import EXIT_MISMATCH, EXIT_OK, EXIT_UNDECIDED, UsageError, emit
@@ -43,16 +45,50 @@ def _module(args, net):
     return module_for(net, args.dtype, None if args.device == "auto" else args.device)
 
 
-def _method(args, circuit, net) -> str:
-    """The method asked for, or for auto: exhaustive on domains up to the limit, else sample."""
+def _method(args, circuit, net) -> tuple:
+    """(method, why not): the method asked for (with the reason it does not apply to this
+    network, else None), or for auto: exhaustive on domains up to the limit, else sample."""
     if args.method != "auto":
         try:
             check_method(net, args.method)
         except MethodUnavailable as exc:
-            raise UsageError(str(exc)) from None
-        return args.method
+            return args.method, str(exc)
+        return args.method, None
     size = verification_domain(circuit).size     # a don't-care table's rows count, not 2^w
-    return "exhaustive" if size <= AUTO_EXHAUSTIVE_LIMIT else "sample"
+    return ("exhaustive" if size <= AUTO_EXHAUSTIVE_LIMIT else "sample"), None
+
+
+def _not_applicable(method: str, why: str, module) -> Report:
+    """The undecided report of a method that does not apply to the network (exit 3, as when a
+    method finds the network outside its shape)."""
+    return Report({"verified": None, "method": method, "inputs_checked": 0, "outputs_checked": 0,
+                   "counterexamples": [], "min_margin": None, "seconds": 0.0,
+                   "not_applicable": [why], "dtype": _dtype_name(module),
+                   "note": "the method does not apply to this network: nothing was checked"})
+
+
+def _dtype_name(module) -> str:
+    return str(module.dtype).replace("torch.", "")
+
+
+def _with_expected(report: Report, circuit, module) -> Report:
+    """The report with the reference value of every wrong output of each counterexample
+    (`expected`, when the verifier did not give it) and the dtype of the module checked."""
+    extra = {} if report.get("dtype") else {"dtype": _dtype_name(module)}
+    cases = report.get("counterexamples") or []
+    missing = [c for c in cases if "expected" not in c]
+    if missing:
+        lookup, outputs = circuit.input_lookup(), {n: i for i, n in
+                                                    enumerate(circuit.output_names())}
+        active = [[lookup[name] for name in c["active"]] for c in missing]
+        width = max((len(a) for a in active), default=0)
+        padded = np.array([a + [-1] * (width - len(a)) for a in active], dtype=np.int64)
+        reference = evaluate_active(circuit, padded.reshape(len(active), width)).dense()
+        filled = {id(c): {name: int(reference[r, outputs[name]]) for name in c["wrong"]}
+                  for r, c in enumerate(missing)}
+        extra["counterexamples"] = [c if "expected" in c else {**c, "expected": filled[id(c)]}
+                                    for c in cases]
+    return report.with_fields(**extra) if extra else report
 
 
 def cmd_verify(args, circuit) -> int:
@@ -60,8 +96,10 @@ def cmd_verify(args, circuit) -> int:
     if args.merge:
         return _finish(args, _merge(args, merge))
     net = _network(args, circuit)
-    method = _method(args, circuit, net)
+    method, unavailable = _method(args, circuit, net)
     module = _module(args, net)
+    if unavailable:
+        return _finish(args, _not_applicable(method, unavailable, module))
     try:
         shard = parse_shard(args.shard) if args.shard and method == "exhaustive" else (1, 1)
     except ValueError as exc:
@@ -75,13 +113,10 @@ def cmd_verify(args, circuit) -> int:
         if not (method == "exhaustive" and args.path in ("blocks", "delta")):
             raise
         raise UsageError(str(exc)) from None
-    report["circuit_sha"] = fingerprint(args.file)
-    if args.model:
-        report["model_sha"] = fingerprint(model_path(args.model))
-    else:
-        report["model_sha"] = f"target:{net.target}"
-    report["target"] = net.target
-    return _finish(args, report)
+    model_sha = fingerprint(model_path(args.model)) if args.model else f"target:{net.target}"
+    report = _with_expected(report, circuit, module)
+    return _finish(args, report.with_fields(circuit_sha=fingerprint(args.file),
+                                            model_sha=model_sha, target=net.target))
 
 
 def _merge(args, merge):
@@ -97,16 +132,20 @@ def _merge(args, merge):
         raise UsageError(f"cannot merge: {exc}") from None
 
 
-def _finish(args, report: dict) -> int:
+def _finish(args, report: Report) -> int:
+    """Write --report, print the verdict, return its exit status."""
+    data = report.to_json()
     if args.report:
-        Path(args.report).write_text(json.dumps(report, indent=2) + "\n")
-    emit(args, report, _text(report))
+        Path(args.report).write_text(json.dumps(data, indent=2) + "\n")
+    emit(args, data, _text(data))
     return {True: EXIT_OK, False: EXIT_MISMATCH, None: EXIT_UNDECIDED}[report["verified"]]
 
 
 def _text(r: dict) -> str:
     verdict = {True: "VERIFIED", False: "COUNTEREXAMPLE FOUND", None: "UNDECIDED"}[r["verified"]]
-    lines = [f"{verdict} ({r['method']})"]
+    lines = [f"{verdict} ({r['method']})" + (f" for the {r['dtype']} module"
+                                             if r.get("dtype") else "")]
+    lines += [f"why: {why}" for why in _undecided_reasons(r)] if r["verified"] is None else []
     if r.get("inputs_checked") is not None:
         lines.append(f"inputs checked        {r['inputs_checked']:,} of {r.get('domain_size', '?'):,}"
                      if isinstance(r.get("domain_size"), int) else
@@ -131,7 +170,46 @@ def _text(r: dict) -> str:
             lines.append(f"{label:<22}{value}")
     lines.append(f"seconds               {r['seconds']:.2f}")
     for c in r["counterexamples"][:10]:
-        lines.append(f"  input {{{', '.join(c['active'])}}}: wrong {', '.join(c['wrong'][:8])}")
+        lines.append(f"  input {{{', '.join(c['active'])}}}: wrong " + ", ".join(
+            _wrong_value(c, name) for name in c["wrong"][:8])
+            + (f", ... ({len(c['wrong']):,} wrong)" if len(c["wrong"]) > 8 else ""))
+    if len(r["counterexamples"]) > 10:
+        lines.append(f"  ... {len(r['counterexamples']) - 10:,} more counterexamples (--json "
+                     "lists them)")
     if r.get("note"):
         lines.append(f"note: {r['note']}")
     return "\n".join(lines)
+
+
+def _wrong_value(case: dict, name: str) -> str:
+    """`y[3] = 0.2 (expected 1)`: a wrong output's network value beside the reference."""
+    value = (case.get("values") or {}).get(name)
+    expected = (case.get("expected") or {}).get(name)
+    shown = name if value is None else f"{name} = {value:.4g}"
+    return shown if expected is None else f"{shown} (expected {expected})"
+
+
+def _undecided_reasons(r: dict) -> list:
+    """Why a report is undecided, in words (each reason a line)."""
+    reasons = list(r.get("not_applicable") or [])
+    shard = r.get("shard") or {}
+    if shard.get("n", 1) > 1 and "i" in shard:
+        reasons.append(f"this is shard {shard['i']} of {shard['n']}: a shard alone is never "
+                       "verified (combine the shard reports with --merge)")
+    elif r.get("complete") is False:
+        reasons.append("the check did not cover the whole domain (a shard, or shards missing)")
+    for item in (r.get("undecided") or [])[:5]:
+        reasons.append(f"output {item['output']}: {item['reason']}")
+    more = (r.get("outputs_undecided") or 0) - len((r.get("undecided") or [])[:5])
+    if more > 0:
+        reasons.append(f"{more:,} more outputs undecided (--json lists up to 50)")
+    if r.get("outputs_flagged"):
+        reasons.append(f"{r['outputs_flagged']:,} proved outputs have a margin within the float "
+                       "rounding bound (flagged)")
+    if r.get("thin_margin"):
+        reasons.append("the smallest margin is within what float rounding can move")
+    if r["method"] == "sample":
+        reasons.append("sampling bounds the error rate but never proves correctness")
+    if not reasons:
+        reasons.append(r.get("note") or "the method could not decide every output")
+    return reasons

@@ -291,7 +291,18 @@ def grid_cell(d: int, n: int, p: float, law: str, m: int, steps: int = 1500, see
             "sign_code": best_code(sup_sign_code, d, n, p, law, m, seed)}
     if train:
         w = train_weights(d, n, p, law, m, steps=steps, seed=seed, device=device)
-        cell["trained"] = {"I": exact_improvement(w, p, law, m), "steps": steps}
+        from_random = exact_improvement(w, p, law, m)
+        # the same ascent started from the best code (gradient ascent never lowers I much)
+        code = max(("random_code", random_code), ("sign_code", sup_sign_code),
+                   key=lambda kv: cell[kv[0]]["I"])
+        info = cell[code[0]]
+        start = (math.sqrt(info["scale"]) * pad_columns(code[1](d, info["features"], seed), n)
+                 if info["features"] else None)
+        refined = (exact_improvement(train_weights(d, n, p, law, m, steps=steps, seed=seed,
+                                                   device=device, init=start, lr=0.005),
+                                     p, law, m) if start is not None else 0.0)
+        cell["trained"] = {"I": max(from_random, refined), "from_random": from_random,
+                           "from_best_code": refined, "steps": steps}
     candidates = {"monosemantic": mono, "random_code": cell["random_code"]["I"],
                   "sign_code": cell["sign_code"]["I"]}
     if train:

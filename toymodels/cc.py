@@ -229,6 +229,7 @@ def train_cc(mixing_m: torch.Tensor, p: float, steps: int, seed: int = 0, embed=
     n = mixing_m.shape[0]
 
     def batch_fn(size):
+        """A fresh training batch (inputs, labels)."""
         x = sample_inputs(size, n, p, gen, device)
         return x, labels(x, mixing_m)
 
@@ -320,6 +321,7 @@ def idealised_naive(mixing_m: torch.Tensor, d_mlp: int = D_MLP):
     """The papers' naive model as a callable: the labels on the first d_mlp features, the
     labels minus ReLU(x) on the rest (what an ideal monosemantic model would output)."""
     def model(x):
+        """The idealised naive output for a batch x."""
         y = labels(x, mixing_m)
         y[:, d_mlp:] -= torch.relu(x[:, d_mlp:])
         return y

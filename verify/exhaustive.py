@@ -33,6 +33,8 @@ from .block_check import BlockCheck, domain_blocks, integer_network
 from .dense_check import delta_cost, dense_cost, readout_for
 from .progress import progress_bar
 from .smt import module_layers, rounding_bounds
+from .smt_tree import dyadic_scale
+from .report import returns_report
 
 PATHS = ("auto", "blocks", "delta", "dense")   # how the exhaustive check evaluates the inputs
 
@@ -206,6 +208,7 @@ def _overlay(keys, change_keys, change_values, base_values):
     return lookup_sorted(change_keys, change_values, keys, np.asarray(base_values, dtype=kind))
 
 
+@returns_report
 def verify_exhaustive(circuit, module, shard=(1, 1), batch: int = DEFAULT_BATCH,
                       max_counterexamples: int = 20, progress: bool = True,
                       path: str = "auto") -> dict:
@@ -266,8 +269,9 @@ def _report(check, domain, shard, start, min_margin, margin_is_bound, path, modu
     # one shard alone proves nothing about the whole domain: merge the shards for a verdict
     verified = False if check.failing else (True if shard[1] == 1 else None)
     # the margin must clear what another evaluation order of the module could change
-    slack = rounding_slack(module)
-    thin = not check.failing and min_margin is not None and min_margin <= slack
+    slack = rounding_slack(module, getattr(domain, "max_weight", None))
+    # (slack 0: exact in every order, so even margin 0, a 0 read exactly at t, is sound)
+    thin = slack > 0 and not check.failing and min_margin is not None and min_margin <= slack
     if thin:
         verified = None
     extra = {"thin_margin": True, "rounding_slack": slack,
@@ -292,7 +296,7 @@ def _report(check, domain, shard, start, min_margin, margin_is_bound, path, modu
     }
 
 
-def rounding_slack(module) -> float:
+def rounding_slack(module, sparsity=None) -> float:
     """How far two evaluation orders of the module's forward can put one read-out value apart.
 
     The layered module sums in different orders in `forward`, `forward_active`, the dense
@@ -311,21 +315,20 @@ def rounding_slack(module) -> float:
     if _exact_in_dtype(layers, fed, module.dtype):
         return 0.0
     unit = float(torch.finfo(module.dtype).eps) / 2
-    return float(rounding_bounds(layers, 8 * unit, fed).max(initial=0.0))
+    return float(rounding_bounds(layers, 8 * unit, fed, sparsity).max(initial=0.0))
 
 
 def _exact_in_dtype(layers, fed, dtype) -> bool:
     """Every weight and bias a multiple of 2^-S (per layer, inputs integers) and every partial
     sum, also of hidden-value differences, at most 2^p / 4 times that unit: then each sum is
     exact whatever the order (float32 / float64; other dtypes: integers only)."""
-    from .smt_tree import _dyadic_scale
     p = 1 - int(round(math.log2(float(torch.finfo(dtype).eps))))
     upper, scale = fed, np.zeros(len(fed), dtype=np.int64)
     for layer in layers:
         cols, rows = np.asarray(layer.cols, np.int64), np.asarray(layer.rows, np.int64)
         vals, bias = np.asarray(layer.vals, np.float64), np.asarray(layer.bias, np.float64)
-        term = _dyadic_scale(vals) + scale[cols]
-        s = int(max(term.max(initial=0), _dyadic_scale(bias).max(initial=0)))
+        term = dyadic_scale(vals) + scale[cols]
+        s = int(max(term.max(initial=0), dyadic_scale(bias).max(initial=0)))
         if s and dtype not in (torch.float32, torch.float64):
             return False
         magnitude = (np.bincount(rows, weights=np.abs(vals) * upper[cols], minlength=layer.n_out)

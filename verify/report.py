@@ -1,17 +1,66 @@
 """Verification reports: what was checked, what failed, the margin, and how to merge shards.
 
-A report is a plain dict (JSON-ready) with at least the fields of sup-cli.md: `verified`
-(True only when every case was checked or proved; False when a counterexample was found; None
-when undecided or incomplete), `method`, `inputs_checked`, `outputs_checked`,
-`counterexamples` ([{active: [names], wrong: [names], values: {name: y}}]), `min_margin`
-(smallest distance of a cared output's read-out from the threshold, negative when wrong),
-`seconds`.
+A report is a `Report`: a frozen, read-only mapping whose JSON form (`to_json()`) has at least
+the fields of sup-cli.md: `verified` (True only when every case was checked or proved; False
+when a counterexample was found; None when undecided or incomplete), `method`,
+`inputs_checked`, `outputs_checked`, `counterexamples` ([{active: [names], wrong: [names],
+values: {name: y}}]), `min_margin` (smallest distance of a cared output's read-out from the
+threshold, negative when wrong), `seconds`; each method adds its own fields.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Optional
+
+
+class Report(dict):
+    """One verdict: a dict of the JSON fields (in the order the verifier wrote them) with typed
+    accessors. Not frozen on purpose: callers annotate reports in place (shard fingerprints,
+    a test marking an SMT report undecided), which a frozen type would break."""
+
+    @property
+    def verified(self) -> Optional[bool]:
+        """True only with a full check or a proof; False with a counterexample; None undecided."""
+        return self["verified"]
+
+    @property
+    def method(self) -> str:
+        """The verification method that produced the report."""
+        return self["method"]
+
+    @property
+    def seconds(self) -> float:
+        """Wall time of the check."""
+        return float(self.get("seconds", 0.0))
+
+    @classmethod
+    def from_json(cls, data: Mapping) -> "Report":
+        """The report of a JSON object (or a dict a verifier built); KeyError without
+        `verified` or `method`."""
+        if isinstance(data, Report):
+            return data
+        data["verified"], data["method"]  # noqa: B018  (required fields)
+        return cls(data)
+
+    def to_json(self) -> dict:
+        """The JSON object (a plain dict copy)."""
+        return dict(self)
+
+    def with_fields(self, **updates) -> "Report":
+        """A copy with the given fields added or replaced."""
+        return Report({**self, **updates})
+
+
+def returns_report(verifier):
+    """Decorator: the verifier's dict comes back as a `Report`."""
+    @functools.wraps(verifier)
+    def wrapped(*args, **kwargs) -> Report:
+        return Report.from_json(verifier(*args, **kwargs))
+    return wrapped
 
 
 def fingerprint(path) -> str:
@@ -21,7 +70,8 @@ def fingerprint(path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
 
 
-def merge(reports: list[dict]) -> dict:
+@returns_report
+def merge(reports: list) -> dict:
     """Combine shard reports of one exhaustive check into one report.
 
     Verified only if the shards are 1..n of the same n, of the same circuit and model, and each

@@ -12,6 +12,7 @@ import torch
 from backends import SupModule, to_module
 from compiler import TARGETS
 
+from .code_certificate import is_rs_coded, verify_rs_certificate
 from .exhaustive import verify_exhaustive
 from .sample import verify_sample
 from .smt import verify_smt
@@ -64,6 +65,9 @@ def verify(circuit, net, module=None, method: str = "exhaustive", *, shard=(1, 1
                                  max_counterexamples=max_counterexamples, progress=progress,
                                  path=path)
     if method == "structural":
+        if is_rs_coded(net):       # combinatorial codes: their own certificate, from the weights
+            return verify_rs_certificate(circuit, net, module,
+                                         max_counterexamples=max_counterexamples)
         return verify_structural(circuit, net, module, max_counterexamples=max_counterexamples)
     if method == "smt":
         prove = verify_smt if isinstance(module, SupModule) else verify_smt_tree

@@ -24,6 +24,7 @@ from dsl.sampling import uniform_inputs, upper_bound  # noqa: F401  (part of thi
 from .cones import SignalIndex, signal_cone
 from .exhaustive import ExhaustiveCheck
 from .progress import progress_bar
+from .report import returns_report
 
 
 def aimed_inputs(circuit, count: int, rng) -> np.ndarray:
@@ -53,6 +54,7 @@ def aimed_inputs(circuit, count: int, rng) -> np.ndarray:
     return out
 
 
+@returns_report
 def verify_sample(circuit, module, samples: int = 100_000, seed: int = 0, batch: int = 1 << 14,
                   confidence: float = 0.95, max_counterexamples: int = 20,
                   progress: bool = True) -> dict:

@@ -24,6 +24,7 @@ from dsl.semantics import DONT_CARE, evaluate_active
 from .compare import decision_threshold
 from .cones import SignalIndex, network_cone, signal_cone
 from .progress import progress_bar
+from .report import returns_report
 
 
 def _real(x: float):
@@ -33,7 +34,18 @@ def _real(x: float):
 
 # ================================================================ float rounding bounds
 
-def rounding_bounds(layers, unit_roundoff: float, input_upper=None) -> np.ndarray:
+def _row_top_sum(rows: np.ndarray, values: np.ndarray, n_out: int, k: int) -> np.ndarray:
+    """Per row, the sum of its k largest entries of `values` (COO rows; values >= 0)."""
+    order = np.lexsort((-values, rows))
+    rows, values = rows[order], values[order]
+    starts = np.searchsorted(rows, np.arange(n_out))
+    rank = np.arange(len(rows)) - starts[rows]
+    keep = rank < k
+    return np.bincount(rows[keep], weights=values[keep], minlength=n_out)
+
+
+def rounding_bounds(layers, unit_roundoff: float, input_upper=None,
+                    sparsity=None) -> np.ndarray:
     """Per read-out row, a bound on |float forward - exact forward| for 0/1 inputs.
 
     Interval propagation bounds every activation: inputs lie in [0, 1] (in [0, input_upper[c]]
@@ -41,21 +53,30 @@ def rounding_bounds(layers, unit_roundoff: float, input_upper=None) -> np.ndarra
     [0, U] with U = relu(sum_{w > 0} w U' + b). A dot product of n terms rounds by at most
     gamma_n * (sum |w| U' + |b|), gamma_n = n u / (1 - n u); errors of the previous layer pass
     through |W|: E = |W| E' + gamma_n (|W| U' + |b|). ReLU does not increase errors.
+    With `sparsity` K (and every input column fed by at most one feature), the first layer's
+    sums hold at most K nonzero inputs: its row magnitudes are the K largest |w| (and the K
+    largest positive w for the upper bound), not the whole row.
     """
     upper = np.ones(layers[0].n_in) if input_upper is None else np.asarray(input_upper, float)
     err = np.zeros(layers[0].n_in)
     signed = False
-    for layer in layers:
+    sparse_first = sparsity is not None and float(upper.max(initial=0.0)) <= 1.0
+    for i, layer in enumerate(layers):
         rows, cols, vals, bias = layer.rows, layer.cols, layer.vals, layer.bias
         n_out = layer.n_out
         fan_in = np.bincount(rows, minlength=n_out).max(initial=0) + 1
         gamma = fan_in * unit_roundoff / (1 - fan_in * unit_roundoff)
-        magnitude = np.bincount(rows, weights=np.abs(vals) * upper[cols], minlength=n_out) + np.abs(bias)
-        err = np.bincount(rows, weights=np.abs(vals) * err[cols], minlength=n_out) + gamma * magnitude
         # inputs of a linear layer's successor may be negative (an input / output code,
         # compiler/superposed/codes.py): then only |W| U' bounds the pre-activation
         pos = np.maximum(vals, 0) if not signed else np.abs(vals)
-        pre_upper = np.bincount(rows, weights=pos * upper[cols], minlength=n_out) + bias
+        if i == 0 and sparse_first:
+            magnitude = _row_top_sum(rows, np.abs(vals), n_out, int(sparsity)) + np.abs(bias)
+            pre_upper = _row_top_sum(rows, pos, n_out, int(sparsity)) + bias
+        else:
+            magnitude = (np.bincount(rows, weights=np.abs(vals) * upper[cols], minlength=n_out)
+                         + np.abs(bias))
+            pre_upper = np.bincount(rows, weights=pos * upper[cols], minlength=n_out) + bias
+        err = np.bincount(rows, weights=np.abs(vals) * err[cols], minlength=n_out) + gamma * magnitude
         upper = np.maximum(pre_upper, 0) if layer.relu else magnitude
         signed = not layer.relu
     return err
@@ -252,6 +273,7 @@ class Outcomes:
 
 # ================================================================ driver
 
+@returns_report
 def verify_smt(circuit, net, module, timeout_ms: int = 10_000, outputs=None,
                max_counterexamples: int = 20, progress: bool = True) -> dict:
     """Prove each output of a layered network equal to its specification on the whole domain.

@@ -28,6 +28,7 @@ from .cones import SignalIndex, signal_cone
 from .progress import progress_bar
 from .compare import decision_threshold
 from .smt import Outcomes, SpecEncoder, decide, replay_model, unit_roundoff
+from .report import returns_report
 
 MAX_SIZE = 200_000
 
@@ -48,7 +49,7 @@ def tree_weights(forest, module=None) -> tuple[dict, int]:
     return out, -int(round(math.log2(unit_roundoff(module.dtype))))
 
 
-def _dyadic_scale(values: np.ndarray) -> np.ndarray:
+def dyadic_scale(values: np.ndarray) -> np.ndarray:
     """Per value, the least s >= 0 with value * 2^s an integer (finite floats are dyadic)."""
     values = np.asarray(values, np.float64)
     frac, exp = np.frexp(values)                    # values = frac * 2^exp, |frac| in [0.5, 1)
@@ -76,8 +77,8 @@ def _row_bounds(offsets, cols, vals, bias, upper, err, scale, p: int):
     gamma = n_terms * unit / (1 - n_terms * unit)
     # exactness: every term w * v and the bias multiples of 2^-S, magnitude * 2^S <= 2^p
     col_scale = scale[cols]
-    term_scale = np.where(col_scale >= 0, _dyadic_scale(vals) + col_scale, 10 ** 6)
-    S = np.maximum(_segment_max(rows, term_scale, n), np.where(bias != 0, _dyadic_scale(bias), 0))
+    term_scale = np.where(col_scale >= 0, dyadic_scale(vals) + col_scale, 10 ** 6)
+    S = np.maximum(_segment_max(rows, term_scale, n), np.where(bias != 0, dyadic_scale(bias), 0))
     inputs_exact = ~np.bincount(rows, weights=(err[cols] > 0) | (col_scale < 0),
                                 minlength=n).astype(bool)
     with np.errstate(divide="ignore"):
@@ -325,6 +326,7 @@ class _Tree:
 
 # ================================================================ driver
 
+@returns_report
 def verify_smt_tree(circuit, net, module=None, timeout_ms: int = 10_000,
                     max_counterexamples: int = 20, progress: bool = True, outputs=None,
                     max_size: int = MAX_SIZE) -> dict:

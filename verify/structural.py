@@ -29,6 +29,7 @@ import time
 import numpy as np
 import torch
 
+from backends import SupModule
 from compiler.superposed.channels import Assignment, ChannelSpec, failing_outputs
 from compiler.superposed import superposable
 from dsl import csr
@@ -36,8 +37,10 @@ from dsl.semantics import DONT_CARE, evaluate_active
 
 from .compare import decision_threshold
 from .smt import module_layers
+from .report import returns_report
 
 
+@returns_report
 def verify_structural(circuit, net, module, max_counterexamples: int = 20) -> dict:
     """Prove `module` exact on the circuit's domain from its weights (module docstring).
 
@@ -157,18 +160,21 @@ def set_membership(off, values, rows, query) -> np.ndarray:
 
 def _module_problems(circuit, module, threshold) -> list:
     """Why the proof cannot apply to this module at all (empty: it may)."""
-    shapes = getattr(module, "shapes", None)
-    if shapes is None or getattr(module, "target", None) == "conditional":
+    if not isinstance(module, SupModule):
         return ["not a layered network (the structural proof is for channel networks)"]
-    if len(shapes) != 2:
-        return [f"the network has {len(shapes) - 1} hidden layers, not 1"]
+    n_layers = len(module.layers())
+    if n_layers != 2:
+        return [f"the network has {n_layers - 1} hidden layers, not 1"]
     # The read-out of the channel shape is an integer y. The module decides y > t, which for
     # every integer y equals y >= 1 (the criterion's decision) iff 0 <= t < 1: t < 0 turns
     # y = 0 into a 1, t >= 1 turns y = 1 into a 0. t is the threshold as the module compares
     # it (rounded to its dtype), not the stored float64.
     if threshold is None or not 0.0 <= threshold < 1.0:
-        return [f"the threshold is {threshold!r}: the proof decides integer read-outs as "
-                "y >= 1, which is y > threshold only for 0 <= threshold < 1"]
+        stored = getattr(module, "threshold", None)
+        rounded = (f" (stored {stored!r}, as the module's {module.dtype} compares it)"
+                   if threshold is not None and stored != threshold else "")
+        return [f"the threshold is {threshold!r}{rounded}: the proof decides integer read-outs "
+                "as y >= 1, which is y > threshold only for 0 <= threshold < 1"]
     return []
 
 

@@ -7,7 +7,7 @@ network.py is the network class, accounting.py its accounting.
 
 from __future__ import annotations
 
-from ..target import OptionError, Target, TargetUnavailable, register
+from ..target import OptionError, Target, TargetUnavailable, register, require_int
 from .accounting import account_conditional
 from .compile import ConditionalOptions, compile_conditional, table_outputs
 from .network import ConditionalNetwork
@@ -27,8 +27,8 @@ class ConditionalTarget(Target):
     def make_options(self, **values) -> ConditionalOptions:
         """ConditionalOptions; OptionError for a non-positive max_domain or unknown method."""
         options = super().make_options(**values)
-        if options.max_domain <= 0:
-            raise OptionError("max_domain", f"must be positive, got {options.max_domain}")
+        require_int("max_domain", options.max_domain, 1)
+        require_int("seed", options.seed, 0)
         if options.table_method not in TABLE_METHODS:
             raise OptionError("table_method", f"is not a table method: '{options.table_method}' "
                                               f"(choose from {', '.join(TABLE_METHODS)})")

@@ -9,11 +9,11 @@ features) and codes.py (inputs / outputs in superposition).
 
 from __future__ import annotations
 
-from ..target import CompileNotes, OptionError, Target, register
+from ..target import CompileNotes, OptionError, Target, register, require_int
 from ..network import Network
 from .codes import CodeError, CodeTooNarrow
 from .compile import compile_superposed, merge_network
-from .options import CONSTRUCTIONS, SuperposedOptions
+from .options import CODE_KINDS, CONSTRUCTIONS, SuperposedOptions
 from .select import superposable
 
 
@@ -24,9 +24,15 @@ class SuperposedTarget(Target):
     options_type = SuperposedOptions
 
     def make_options(self, **values) -> SuperposedOptions:
-        """SuperposedOptions; OptionError for a rate outside [0, 1], a code width <= 0, or
-        codes combined with an error budget."""
+        """SuperposedOptions; OptionError for a rate outside [0, 1], a code width <= 0, a code
+        kind other than rs / auto, a kind mixed with a width, or codes combined with an error
+        budget."""
         options = super().make_options(**values)
+        require_int("width", options.width, 1)
+        require_int("channel", options.channel, 1)
+        require_int("seed", options.seed, 0)
+        require_int("code_seed", options.code_seed, 0)
+        require_int("max_memory", options.max_memory, 1 << 20)
         rate = options.max_error
         if rate is not None and not 0.0 <= rate <= 1.0:
             raise OptionError("max_error", f"must be a rate between 0 and 1, got {rate}")
@@ -36,8 +42,17 @@ class SuperposedTarget(Target):
                                            "(coded networks are certified exact)")
         for key in ("input_code", "output_code"):
             dim = getattr(options, key)
-            if dim is not None and dim <= 0:
+            if isinstance(dim, str):
+                if dim not in CODE_KINDS:
+                    raise OptionError(key, f"must be a width or a code kind ({', '.join(CODE_KINDS)}), "
+                                           f"got '{dim}'")
+            elif dim is not None and (isinstance(dim, bool) or not isinstance(dim, int) or dim <= 0):
                 raise OptionError(key, f"must be a positive width, got {dim}")
+        kinds = {isinstance(getattr(options, k), str) for k in ("input_code", "output_code")
+                 if getattr(options, k) is not None}
+        if len(kinds) == 2:
+            raise OptionError("output_code", "cannot mix a code kind (rs, auto) with a sign-code "
+                                             "width: give both as kinds or both as widths")
         if options.construction not in CONSTRUCTIONS:
             raise OptionError("construction", f"is not a construction: '{options.construction}' "
                                               f"(choose from {', '.join(CONSTRUCTIONS)})")
@@ -62,14 +77,49 @@ class SuperposedTarget(Target):
                      f"({e['how']}" + (f", <= {e['upper']:.3g} at 95%" if e["how"] == "sampled"
                                        else f", {e['failing_inputs']:,} of {e['domain_size']:,} inputs")
                      + f"); {e['failing_outputs']:,} outputs not exact\n")
+        rs = (meta.get("codes") or {}).get("rs")
+        if rs is not None:
+            data["rs"] = {k: rs[k] for k in ("q", "lam", "c", "K", "n", "d_in", "d_out")}
+            return CompileNotes("superposed", data, text + (
+                f"rs codes: {meta['superposed_outputs']:,} pairwise ANDs on {rs['n']:,} neurons "
+                f"(universal AND over GF({rs['q']}), degree <= {rs['lam']}, {rs['c']} blocks; "
+                f"input code {rs['d_in']:,} wide, output code {rs['d_out']:,} wide)"))
         text += (f"superposed {meta['superposed_outputs']:,} outputs on "
                  f"{meta['channel_neurons']:,} channel neurons (channels of "
                  f"{meta['channel_size']}, {meta['construction']}); "
-                 f"{meta['dense_outputs']:,} outputs compiled densely")
+                 f"{meta['dense_outputs']:,} outputs compiled densely"
+                 if meta["superposed_outputs"] else
+                 f"superposed no output; all {meta['dense_outputs']:,} compiled densely")
+        for key in ("groups", "kept", "width"):
+            if key in meta:
+                data[key] = meta[key]
+        for group in meta.get("groups", []):
+            if not group["superposed"]:
+                text += f"\n  not superposed: {group['label']}: {group['reason']}"
+        for level in meta.get("levels", [])[1:]:
+            if not level.get("used") and level.get("reason"):
+                text += (f"\n  not superposed: {level['outputs']:,} gates over intermediate "
+                         f"features: {level['reason']}")
+        kept = meta.get("kept")
+        if kept is not None:
+            text += "\n" + _kept_text(kept)
         return CompileNotes("superposed", data, text)
+
+
+def _kept_text(kept: dict) -> str:
+    """The line saying which form was kept and why (the superposed target never returns more
+    neurons than the dense one, nor as many with more parameters)."""
+    (n_s, p_s), (n_d, p_d) = ((kept["superposed_neurons"], kept["superposed_params"]),
+                              (kept["dense_neurons"], kept["dense_params"]))
+    if kept["form"] == "dense":
+        return (f"kept the dense form: {n_d:,} neurons and {p_d:,} parameters against {n_s:,} "
+                f"and {p_s:,} superposed")
+    params = ("though more parameters" if p_s > p_d else "and no more parameters")
+    return (f"kept the superposed form: {n_s:,} neurons against {n_d:,} dense, {params} "
+            f"({p_s:,} against {p_d:,})")
 
 
 SUPERPOSED = register(SuperposedTarget())
 
-__all__ = ["CONSTRUCTIONS", "CodeError", "CodeTooNarrow", "SUPERPOSED", "SuperposedOptions",
+__all__ = ["CODE_KINDS", "CONSTRUCTIONS", "CodeError", "CodeTooNarrow", "SUPERPOSED", "SuperposedOptions",
            "SuperposedTarget", "compile_superposed", "merge_network", "superposable"]

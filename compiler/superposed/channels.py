@@ -15,6 +15,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from dsl import csr
+from dsl.memory import format_bytes, total_bytes
+
+from ..target import TargetUnavailable
+
+DEFAULT_CHECK_BYTES = max(1 << 28, total_bytes() // 4)   # without a limit: a quarter of memory
+MAX_BLOCK_CELLS = 1 << 26      # outputs x (n + m) cells per block at most (speed, not memory)
+REDRAW_CELLS = 1 << 24         # random keys drawn at once when many channels are redrawn
 
 
 @dataclass
@@ -68,14 +75,40 @@ def listen_sets(spec: ChannelSpec, a: Assignment):
 
 # ------------------------------------------------------------------ the exact check
 
+class MemoryLimit(TargetUnavailable):
+    """The channel check of a width does not fit in the memory limit (option `max_memory`);
+    the message says how much it needs and which widths fit."""
+
+    def __init__(self, message: str):
+        super().__init__(message, option="max_memory")
+
+
+def check_memory(n: int, m: int, q_max: int) -> tuple[int, int]:
+    """(fixed, per_output) bytes of `failing_outputs` at width n over m features: the float32
+    listen matrix (n x m) once, and per output of a block its incidence row (n), its counts
+    (m) and the top-q values, mask and index (about 4 q)."""
+    return 4 * n * m, 4 * (n + m + 4 * max(q_max, 1)) + 64
+
+
+def widest_that_fits(m: int, q_max: int, max_bytes: int | None) -> int | None:
+    """The largest width n whose channel check fits in max_bytes with blocks of at least one
+    output (None: no limit)."""
+    if max_bytes is None:
+        return None
+    room = max_bytes - 4 * (m + 4 * max(q_max, 1)) - 64
+    return max(0, room // (4 * (m + 1)))
+
+
 def failing_outputs(spec: ChannelSpec, a: Assignment, listen=None, outputs=None,
-                    block_cells: int = 1 << 26) -> np.ndarray:
+                    max_bytes: int | None = None) -> np.ndarray:
     """Indices (sorted) of outputs that are not exact, among `outputs` (all by default).
 
     counts[j, f] = sum over channel neurons of [f in L_i] is a product of two 0/1 matrices
     (channel incidence x listen matrix), computed in float32 blocks of outputs (exact: counts
     are small integers); operands are masked out, then the q largest counts of each row are
-    summed and compared with t_j - 1.
+    summed and compared with t_j - 1. The blocks are sized from an estimate of the memory they
+    take (`check_memory`) to stay under `max_bytes` (default DEFAULT_CHECK_BYTES); MemoryLimit
+    when even one output does not fit.
     """
     import torch  # heavy: the only torch use in compiler/; importing the compiler stays light
 
@@ -86,10 +119,18 @@ def failing_outputs(spec: ChannelSpec, a: Assignment, listen=None, outputs=None,
     outputs = outputs[spec.free[outputs] > 0]
     if len(outputs) == 0:
         return outputs
+    q_max = int(min(spec.free[outputs].max(), spec.m))
+    fixed, per_output = check_memory(a.n, spec.m, q_max)
+    budget = DEFAULT_CHECK_BYTES if max_bytes is None else max_bytes
+    step = min((budget - fixed) // per_output, max(1, MAX_BLOCK_CELLS // max(a.n + spec.m, 1)))
+    if step < 1:
+        fits = widest_that_fits(spec.m, q_max, budget)
+        raise MemoryLimit(f"the exactness check of {a.n:,} channel neurons over {spec.m:,} "
+                          f"features needs at least {format_bytes(fixed + per_output)}, more "
+                          f"than the memory limit of {format_bytes(budget)}; widths up to "
+                          f"{fits:,} fit")
     listen_matrix = torch.zeros(a.n, spec.m)
     listen_matrix[torch.as_tensor(csr.row_of_each(l_off)), torch.as_tensor(l_feat)] = 1.0
-    q_max = int(min(spec.free[outputs].max(), spec.m))
-    step = max(1, block_cells // max(spec.m, 1))
     bad = []
     for start in range(0, len(outputs), step):
         block = outputs[start:start + step]
@@ -181,17 +222,18 @@ def _prime_at_most(x: int) -> int:
 # ------------------------------------------------------------------ repair
 
 def repair(spec: ChannelSpec, a: Assignment, rng, rounds: int = 30, candidates: int = 8,
-           give_up: int | None = None, patience: int = 4):
+           give_up: int | None = None, patience: int = 4, max_bytes: int | None = None):
     """Re-draw the channels of failing outputs until every output is exact.
 
     Many failing outputs are re-drawn at once (random channels from their class pool); the last
     few each try `candidates` channels and keep the least loaded. Outputs sharing a changed
     neuron are re-checked. Stops after `rounds`, after `patience` rounds without progress, or at
     once when more than `give_up` outputs fail initially (the width is hopeless). Returns the
-    number of outputs still failing.
+    number of outputs still failing. `max_bytes` bounds the memory of the exactness check
+    (`failing_outputs`).
     """
     listen = listen_sets(spec, a)
-    failing = failing_outputs(spec, a, listen)
+    failing = failing_outputs(spec, a, listen, max_bytes=max_bytes)
     if not _uniform(a) or (give_up is not None and len(failing) > give_up):
         return len(failing)
     c = a.c_neurons.reshape(spec.n_outputs, -1)
@@ -206,9 +248,12 @@ def repair(spec: ChannelSpec, a: Assignment, rng, rounds: int = 30, candidates: 
             sel = failing[spec.k[failing] == k]
             if len(sel) == 0:
                 continue
-            if len(sel) > 64:
-                keys = rng.random((len(sel), len(pool)))
-                c[sel] = pool[np.argsort(keys, axis=1)[:, :t]]
+            if len(sel) > 64:           # random t-subsets of the pool, in bounded blocks
+                rows = max(1, REDRAW_CELLS // len(pool))
+                for start in range(0, len(sel), rows):
+                    part = sel[start:start + rows]
+                    keys = rng.random((len(part), len(pool)))
+                    c[part] = pool[np.argsort(keys, axis=1)[:, :t]]
             else:
                 load = np.diff(listen[0])
                 for j in sel.tolist():
@@ -218,7 +263,7 @@ def repair(spec: ChannelSpec, a: Assignment, rng, rounds: int = 30, candidates: 
         a.c_neurons = c.ravel()
         listen = listen_sets(spec, a)
         affected = _outputs_using(a, np.unique(np.concatenate(touched)))
-        failing = failing_outputs(spec, a, listen, affected)
+        failing = failing_outputs(spec, a, listen, affected, max_bytes=max_bytes)
         if len(failing) < best:
             best, stale = len(failing), 0
         else:

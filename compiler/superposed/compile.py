@@ -24,6 +24,7 @@ up when the dense part is deeper. The network's `meta` records what was superpos
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 import numpy as np
 
@@ -33,12 +34,15 @@ from dsl.nodes import Circuit
 from ..dense import compile_dense
 from ..network import (CARRY, CHANNEL, Layer, Network, input_families, neuron_block,
                        output_families, stack_layers)
-from .channels import listen_sets
+from ..target import TargetUnavailable
+from .channels import failing_outputs, listen_sets
 from .codes import compile_coded
 from .error_budget import measure_error
 from .multilevel import compile_levels
 from .options import CONSTRUCTIONS, SuperposedOptions
-from .search import search
+from .rs_compile import compile_rs, is_code_kind
+from .search import (COPY_REASON, Group, copy_rows, search, search_groups,
+                     sub_spec)
 from .select import superposable
 
 
@@ -51,26 +55,48 @@ def compile_superposed(circuit: Circuit, options: SuperposedOptions | None = Non
     if options.construction not in CONSTRUCTIONS:
         raise ValueError(f"unknown construction '{options.construction}' "
                          f"(choose from {', '.join(CONSTRUCTIONS)})")
+    if is_code_kind(options.input_code) or is_code_kind(options.output_code):
+        return compile_rs(circuit, options)            # combinatorial codes (rs_compile.py)
     if options.input_code is not None or options.output_code is not None:
         return compile_coded(circuit, options)
     start = time.perf_counter()
     positions, spec = superposable(circuit)
+    if options.width is not None:
+        rows, assignment, groups = _fixed_width(spec, options, progress)
+    elif len(positions):
+        rows, assignment, groups = search_groups(spec, options, progress)
+    else:
+        rows, assignment, groups = np.zeros(0, np.int64), None, []
+    spec, positions = sub_spec(spec, rows), positions[rows]
+    if assignment is not None and options.max_error is None \
+            and sum(g.assignment is not None for g in groups) > 1:
+        _check_merged(spec, assignment, options)
     rest = np.setdiff1d(np.arange(circuit.n_outputs), positions)
-    assignment = search(spec, options, progress) if len(positions) else None
-    if len(positions) and assignment is None:
-        # no width up to the naive one worked: give up superposition for these outputs
-        rest, positions, assignment = np.arange(circuit.n_outputs), positions[:0], None
+
     def build(outputs):
         dense = compile_dense(circuit, outputs=outputs) if len(outputs) else None
         return merge_network(circuit, spec, positions, assignment, dense, outputs)
 
     net, levels = compile_levels(circuit, rest, build, options)
     rest = levels.get("dense_positions", rest)
+    superposed = assignment is not None or len(rest) < circuit.n_outputs
+    kept = None
+    if superposed and options.width is None:
+        net, kept = _keep_cheaper(circuit, spec, net)
+        if kept["form"] == "dense":
+            rest, positions, assignment = np.arange(circuit.n_outputs), positions[:0], None
+            for group in groups:
+                if group.assignment is not None:
+                    group.assignment = None
+                    group.reason = "the dense form of the whole circuit is cheaper"
+            levels = {"levels": [dict(level, used=False, reason="the dense form is cheaper")
+                                 for level in levels.get("levels", [])]}
     net.meta.update({
         "construction": options.construction,
         "superposed_outputs": int(circuit.n_outputs - len(rest)), "dense_outputs": int(len(rest)),
         "channel_neurons": int(assignment.n) if assignment is not None else 0,
         "channel_size": int(assignment.channel_sizes().max()) if assignment is not None else 0,
+        "groups": [g.to_json() for g in groups],
         "search": options.log[-200:], "search_seconds": round(time.perf_counter() - start, 3),
         "exact_by": "combinatorial channel criterion (compiler/channels.py)",
         "levels": [{"level": 1, "outputs": int(len(positions)), "over": "input features",
@@ -78,6 +104,10 @@ def compile_superposed(circuit: Circuit, options: SuperposedOptions | None = Non
                     "channel_neurons": int(assignment.n) if assignment is not None else 0}]
                   + levels.get("levels", []),
     })
+    if kept is not None:
+        net.meta["kept"] = kept
+    if options.width is not None:
+        net.meta["width"] = {"requested": int(options.width), "honoured": assignment is not None}
     if options.max_error is not None and assignment is not None:
         measured = measure_error(spec, assignment, seed=options.seed)
         net.meta.update({"max_error": options.max_error, "measured_error": measured.as_dict()})
@@ -85,6 +115,84 @@ def compile_superposed(circuit: Circuit, options: SuperposedOptions | None = Non
             net.meta["exact_by"] = ("not exact: measured error rate (compiler/error_budget.py); "
                                     "the failing outputs are wrong on some inputs")
     return net
+
+
+def _fixed_width(spec, options: SuperposedOptions, progress):
+    """(rows, assignment, groups) for a given width: one assignment of `options.width` neurons
+    for every output that qualifies except plain copies, or none (then, with options.strict,
+    TargetUnavailable naming the smallest width the search finds)."""
+    copies = copy_rows(spec)
+    groups = [Group(f"{len(copies):,} copies of input features", copies, reason=COPY_REASON)] \
+        if len(copies) else []
+    rows = np.setdiff1d(np.arange(spec.n_outputs), copies)
+    width, count = int(options.width), len(rows)
+    goal = "exact" if options.max_error is None else f"within the error rate {options.max_error:g}"
+    assignment, problem = None, None
+    if count == 0:
+        problem = ("no output qualifies for superposition (an AND / OR / atleast gate over input "
+                   "features)")
+    elif width >= count:
+        problem = (f"a width of {width:,} channel neurons is not below the {count:,} outputs it "
+                   "would serve (superposition uses fewer neurons than outputs)")
+    else:
+        assignment = search(sub_spec(spec, rows), options, progress)
+        if assignment is None:
+            failing = min((e["failing"] for e in options.log), default=count)
+            sizes = sorted({e["t"] for e in options.log})
+            problem = (f"no channel assignment of {width:,} neurons is {goal} for the {count:,} "
+                       f"outputs that qualify (channels of {', '.join(map(str, sizes))}; at best "
+                       f"{failing:,} outputs still failed)")
+    if problem is None:
+        groups.append(Group(f"{count:,} outputs at width {width:,}", rows, assignment))
+        return rows, assignment, groups
+    if options.strict:
+        raise TargetUnavailable(f"width {width:,}: {problem}; {_smallest(spec, options, goal)}",
+                                option="width")
+    groups.append(Group(f"{count:,} outputs at width {width:,}", rows, reason=problem))
+    return np.zeros(0, np.int64), None, groups
+
+
+def _smallest(spec, options: SuperposedOptions, goal: str) -> str:
+    """What the search finds without a width, for the message of a width not honoured."""
+    free = replace(options, width=None, strict=False, log=[])
+    rows, a, groups = search_groups(spec, free)
+    if a is None:
+        return f"no width below the number of outputs is {goal} for them"
+    count = int(sum(len(g.rows) for g in groups if not g.reason or g.assignment is not None))
+    sizes = sorted(set(a.channel_sizes().tolist()))
+    smallest = "smallest exact width" if goal == "exact" else f"smallest width {goal}"
+    return (f"the {smallest} the search finds is {a.n:,} (channels of "
+            f"{', '.join(map(str, sizes))}, superposing {len(rows):,} of those {count:,} outputs)")
+
+
+def _check_merged(spec, a, options) -> None:
+    """The merged groups' assignment, re-checked by the exact criterion (groups share no
+    neuron, so it holds when each group's does; this guards the merge itself)."""
+    bad = failing_outputs(spec, a, max_bytes=options.max_memory)
+    if len(bad):
+        raise RuntimeError(f"internal error: {len(bad)} outputs of the merged channel "
+                           "assignment are not exact")
+
+
+def network_cost(net: Network) -> tuple:
+    """(neurons, nonzero parameters) of a layered network, counted as compiler/accounting.py
+    counts them (ReLU units of the hidden layers; nonzero weights and biases)."""
+    neurons = sum(layer.n_out for layer in net.layers[:-1] if layer.relu)
+    params = sum(layer.nnz + int(np.count_nonzero(layer.bias)) for layer in net.layers)
+    return int(neurons), int(params)
+
+
+def _keep_cheaper(circuit, spec, net):
+    """(network, note): `net`, or the all-dense network of the circuit when that has fewer
+    neurons (or as many and fewer parameters); the note records both costs and the choice."""
+    dense = merge_network(circuit, spec, np.zeros(0, np.int64), None, compile_dense(circuit),
+                          np.arange(circuit.n_outputs))
+    (n_s, p_s), (n_d, p_d) = network_cost(net), network_cost(dense)
+    keep = n_s < n_d or (n_s == n_d and p_s <= p_d)
+    note = {"form": "superposed" if keep else "dense", "neurons": n_s if keep else n_d,
+            "params": p_s if keep else p_d, "superposed_neurons": n_s, "superposed_params": p_s,
+            "dense_neurons": n_d, "dense_params": p_d}
+    return (net, note) if keep else (dense, note)
 
 
 def merge_network(circuit, spec, positions, a, dense, rest) -> Network:

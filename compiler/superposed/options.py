@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 CONSTRUCTIONS = ("output-channels", "design", "input-channels")
+CODE_KINDS = ("rs", "auto")        # input_code / output_code given as a kind, not a width
 DEFAULT_CHANNELS = (4, 6, 8, 12, 16)
 
 
@@ -19,7 +20,14 @@ class SuperposedOptions:
     repair_rounds: int = 40
     max_error: float | None = None    # accept a measured error rate <= this (error_budget.py)
     multilevel: bool = True           # superpose gates over exact intermediate features (multilevel.py)
-    input_code: int | None = None     # inputs arrive as a DIM-wide sign code (codes.py)
-    output_code: int | None = None    # outputs leave as a DIM-wide sign code read by a fixed decoder
+    # inputs arrive in superposition: an int DIM is a DIM-wide random sign code (codes.py);
+    # "rs" / "auto" a combinatorial Reed-Solomon code (rs_codes.py; auto: the narrowest)
+    input_code: int | str | None = None
+    output_code: int | str | None = None  # outputs leave in superposition, read by a fixed decoder
     code_seed: int = 0
+    # bytes the exactness check of one assignment may take (None: a quarter of the memory)
+    max_memory: int | None = None
+    # True: a width that cannot be honoured is an error (TargetUnavailable naming the smallest
+    # exact width) instead of compiling those outputs densely, as the command line asks
+    strict: bool = False
     log: list = field(default_factory=list)

@@ -148,14 +148,16 @@ class GaloisField:
             out.append("an element has no additive inverse")
         if np.any(mul[1:, 1:] == 0):
             out.append("zero divisors")
-        a, b, c = x[:, None, None], x[None, :, None], x[None, None, :]
-        if not np.array_equal(add[add[a, b], c], add[a, add[b, c]]):
-            out.append("addition not associative")
-        if not np.array_equal(mul[mul[a, b], c], mul[a, mul[b, c]]):
-            out.append("multiplication not associative")
-        if not np.array_equal(mul[a, add[b, c]], add[mul[a, b], mul[a, c]]):
-            out.append("not distributive")
-        return out
+        b, c = x[:, None], x[None, :]
+        laws = {"addition not associative": True, "multiplication not associative": True,
+                "not distributive": True}
+        for a in range(q):                       # q^2 cells at a time
+            laws["addition not associative"] &= np.array_equal(add[add[a, b], c], add[a, add[b, c]])
+            laws["multiplication not associative"] &= np.array_equal(mul[mul[a, b], c],
+                                                                     mul[a, mul[b, c]])
+            laws["not distributive"] &= np.array_equal(mul[a, add[b, c]],
+                                                       add[mul[a, b], mul[a, c]])
+        return out + [name for name, holds in laws.items() if not holds]
 
 
 def _digits(x: np.ndarray, base: int, count: int) -> np.ndarray:
