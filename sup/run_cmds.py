@@ -20,7 +20,7 @@ from . import argtypes
 from .frontend_cmds import split_names
 from .output import EXIT_MISMATCH, EXIT_OK, UsageError, emit
 
-MAX_LINES = 200          # outputs listed one per line; above, only the 1s and the disagreements
+MAX_LINES = 20           # outputs listed one per line; above, only the 1s and the disagreements
 MAX_HIDDEN = 64          # nonzero hidden values listed per layer in text
 
 
@@ -141,7 +141,7 @@ def _text(args, net, data, names, values, bits, expected, hidden) -> str:
         lines.append(f"{int(bits.sum()):,} of {len(names):,} outputs are 1 in the network"
                      + ("" if expected is None else
                         f", {sum(1 for e in expected if e == 1):,} in the reference")
-                     + "; listing those")
+                     + "; listing those (--json gives every output)")
     if not len(shown):
         lines.append("(no output is 1)")
         shown = []

@@ -87,7 +87,8 @@ class SuperposedTarget(Target):
         text += (f"superposed {meta['superposed_outputs']:,} outputs on "
                  f"{meta['channel_neurons']:,} channel neurons (channels of "
                  f"{meta['channel_size']}, {meta['construction']}); "
-                 f"{meta['dense_outputs']:,} outputs compiled densely"
+                 f"{meta['dense_outputs']:,} output{'' if meta['dense_outputs'] == 1 else 's'} "
+                 "compiled densely"
                  if meta["superposed_outputs"] else
                  f"superposed no output; all {meta['dense_outputs']:,} compiled densely")
         for key in ("groups", "kept", "width"):
