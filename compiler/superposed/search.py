@@ -240,6 +240,9 @@ def _why_not(spec: ChannelSpec, options: SuperposedOptions) -> str:
     goal = ("exact" if options.max_error is None
             else f"within the error rate {options.max_error:.3g}")
     if not options.log:
+        if options.channel and options.channel + 2 > spec.n_outputs:
+            return (f"channels of {options.channel:,} neurons need a width of at least "
+                    f"{options.channel + 1:,}, not below its {spec.n_outputs:,} outputs")
         return (f"too few outputs ({spec.n_outputs:,}) to share channel neurons: a channel "
                 "width must be below the number of outputs")
     tried = [e for e in options.log if e["n"] < spec.n_outputs]
