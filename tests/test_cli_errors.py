@@ -25,7 +25,7 @@ C17 = str(EXAMPLES / "c17.sup")
 @pytest.fixture
 def json_errors(monkeypatch):
     """The JSON error object switched on (sup/output.py JSON_ERRORS; see its comment)."""
-    monkeypatch.setattr(sup.output, "JSON_ERRORS", True)
+    monkeypatch.setattr(sup.output, "JSON_ERRORS", True, raising=False)
 
 
 def run(capsys, *argv):
@@ -165,3 +165,12 @@ def test_json_error_carries_the_location(capsys, json_errors, tmp_path):
     data = json_error(capsys, "compile", path)
     assert data == {"error": data["error"], "file": str(path), "line": 2, "column": 16}
     assert "unexpected" in data["error"]
+
+
+@pytest.mark.parametrize("code", ["1", "64", "rs"])
+def test_codes_on_an_empty_circuit(capsys, tmp_path, code):
+    """Found by tests/test_cli_fuzz.py: an empty file with --input-code was a traceback."""
+    path = tmp_path / "empty.sup"
+    path.write_text("")
+    code_, out, err = run(capsys, "compile", path, "--target", "superposed", "--input-code", code)
+    assert code_ == 2 and "Traceback" not in err and "at least one input" in err

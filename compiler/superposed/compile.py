@@ -55,6 +55,11 @@ def compile_superposed(circuit: Circuit, options: SuperposedOptions | None = Non
     if options.construction not in CONSTRUCTIONS:
         raise ValueError(f"unknown construction '{options.construction}' "
                          f"(choose from {', '.join(CONSTRUCTIONS)})")
+    coded = options.input_code is not None or options.output_code is not None
+    if coded and (circuit.n_inputs == 0 or circuit.n_outputs == 0):
+        raise TargetUnavailable("input / output codes need a circuit with at least one input "
+                                f"and one output ({circuit.name} has {circuit.n_inputs} and "
+                                f"{circuit.n_outputs})")
     if is_code_kind(options.input_code) or is_code_kind(options.output_code):
         return compile_rs(circuit, options)            # combinatorial codes (rs_compile.py)
     if options.input_code is not None or options.output_code is not None:
