@@ -14,12 +14,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 import dsl
 from backends import save
 from compiler import compile_circuit
-from sup.cli import main
+from cli_helpers import one_torch_thread, run  # noqa: F401  (fixture)
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 C17 = str(EXAMPLES / "c17.sup")
@@ -29,19 +28,8 @@ PAIRS_1K = str(EXAMPLES / "pairs_1k.sup")
 
 
 @pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def run(capsys, *argv):
-    """(exit status, stdout, stderr) of `sup ARGV`."""
-    capsys.readouterr()
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
+def _one_thread(one_torch_thread):
+    """Every test here on one torch thread (tests/cli_helpers.py)."""
 
 
 @pytest.fixture(scope="module")

@@ -24,7 +24,7 @@ from compiler.superposed import channels, superposable
 from compiler.superposed.channels import MemoryLimit, assign_random, failing_outputs
 from compiler.superposed.search import sub_spec
 from dsl import csr
-from sup.cli import main
+from cli_helpers import one_torch_thread, run  # noqa: F401  (fixture)
 from verify import verify_exhaustive
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -43,19 +43,8 @@ output t[i] = x[i] & x[(i + 7) % N] & x[(i + 19) % N] for i in 0..{triples};
 
 
 @pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def run(capsys, *argv):
-    """(exit status, stdout, stderr) of `sup ARGV`."""
-    capsys.readouterr()
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
+def _one_thread(one_torch_thread):
+    """Every test here on one torch thread (tests/cli_helpers.py)."""
 
 
 def compile_json(capsys, *argv) -> dict:
