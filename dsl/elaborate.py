@@ -686,6 +686,9 @@ class _Elaborator:
                 raise error_at(args[0], f"{func}(K, ...) needs the count K first: an integer, "
                                         f"not {kind_name(k_value)}")
             k = k_value.full(ctx.length)
+            if k.size and int(k.min()) < 0:
+                raise error_at(args[0], f"{func}(K, ...) needs a count K >= 0, not "
+                                        f"{int(k.min())}")
             args = args[1:]
         if func == "maj" and not args and node.generator is None:
             raise error_at(node, "maj(...) needs at least one signal (the majority of no "

@@ -12,17 +12,16 @@ class UsageError(Exception):
     """Bad command-line input that is not located in a file (exit status 2)."""
 
 
-# With --json, is an error also the JSON object {"error", "file", "line", "column"} on standard
-# output? Off until tests/test_cli.py's three assertions that --json errors leave standard output
-# empty (test_eval_unknown_input, test_compile_conditional_options_errors,
-# test_bad_file_exit_2_with_location) are changed to expect the object (issue 14).
-JSON_ERRORS = False
+# With --json, an error is also the JSON object {"error", "file", "line", "column"} on standard
+# output (the CLI contract: every --json run prints exactly one JSON object), so scripts never
+# parse standard error. A switch only so a caller embedding the CLI can turn it off.
+JSON_ERRORS = True
 
 
 def report_error(want_json: bool, text: str, message: str, file: str | None = None,
                  line: int | None = None, column: int | None = None) -> int:
     """Report bad input: `text` (the `error:` lines for people) on standard error and, when
-    --json was given and JSON_ERRORS is on, the error object `{"error", "file", "line",
+    --json was given (and JSON_ERRORS is on, the default), the error object `{"error", "file", "line",
     "column"}` (unknown parts null) as the one JSON object on standard output. Returns
     EXIT_BAD_INPUT."""
     print(text, file=sys.stderr)

@@ -397,7 +397,7 @@ class _Gen:
             return f"ite({c}, {t}, {e})"
         head = []
         if func in ("atleast", "atmost", "exactly"):
-            ks = [str(rng.randint(-1, 4))]
+            ks = [str(rng.randint(0, 4))]
             ks += [f"{v} % 3" for v in scope.names]
             head.append(rng.choice(ks))
         if self.chance(0.45):

@@ -132,7 +132,7 @@ def test_eval_dont_care(capsys):
 
 def test_eval_unknown_input(capsys):
     code, data, err = run(capsys, "eval", C17, "--active", "N1,N4", "--json")
-    assert code == 2 and data is None
+    assert code == 2 and "N4" in data["error"]
     assert "N4" in err and "error" in err
     code, _, err = run(capsys, "eval", PAIRS, "--active", "x[64]", "--json")
     assert code == 2 and "x[64]" in err
@@ -199,7 +199,8 @@ def test_compile_conditional_options_errors(capsys):
     assert code == 2 and "--max-domain" in err
     code, data, err = run(capsys, "compile", C17, "--target", "conditional", "--max-domain", "4",
                           "--json")
-    assert code == 2 and data is None and "--max-domain" in err and "Traceback" not in err
+    assert code == 2 and "--max-domain" in data["error"]
+    assert "--max-domain" in err and "Traceback" not in err
 
 
 def test_compile_unknown_target(capsys):
@@ -268,7 +269,8 @@ def test_bad_file_exit_2_with_location(capsys, tmp_path, fname, command):
     path.write_text(text)
     extra = ["-o", tmp_path / "g.dot"] if command == "graph" else []
     code, data, err = run(capsys, command, path, *extra, "--json")
-    assert code == 2 and data is None
+    assert code == 2 and words in data["error"]
+    assert (data["file"], data["line"], data["column"]) == (str(path), line, column)
     first = err.splitlines()[0]
     m = re.match(r"^(.*):(\d+):(\d+): error: (.*)$", first)
     assert m, err

@@ -23,9 +23,9 @@ C17 = str(EXAMPLES / "c17.sup")
 
 
 @pytest.fixture
-def json_errors(monkeypatch):
-    """The JSON error object switched on (sup/output.py JSON_ERRORS; see its comment)."""
-    monkeypatch.setattr(sup.output, "JSON_ERRORS", True, raising=False)
+def json_errors():
+    """The JSON error object is on by default (sup/output.py JSON_ERRORS): nothing to switch."""
+    assert sup.output.JSON_ERRORS is True
 
 
 def run(capsys, *argv):
@@ -138,12 +138,24 @@ def test_language_errors_are_located(capsys, json_errors, tmp_path, text, line, 
 
 
 def test_still_valid_threshold_corners():
-    """atleast(0, ...) = 1, atmost(-1, ...) = 0 and maj over an empty generator = 0 stay valid;
-    so does atleast(-1, ...) = 1, which tests/test_semantics.py (thresholds_and_k) fixes as
-    the language's meaning (a count is at least any negative number)."""
-    circuit = dsl.loads("input a, b; output p = atleast(0, a, b); output q = atmost(-1, a);"
-                        " output r = maj(a for i in 3..1); output s = atleast(-1, a);")
-    assert circuit.n_outputs == 4
+    """atleast(0, ...) = 1, atmost(0, ...) and maj over an empty generator = 0 stay valid."""
+    circuit = dsl.loads("input a, b; output p = atleast(0, a, b); output q = atmost(0, a);"
+                        " output r = maj(a for i in 3..1);")
+    assert circuit.n_outputs == 3
+
+
+@pytest.mark.parametrize("func", ["atleast", "atmost", "exactly"])
+def test_negative_count_is_a_located_error(capsys, json_errors, tmp_path, func):
+    """A count below 0 has no meaning (atleast(-1, a) used to evaluate to 1): refused where K
+    is written, also when a generator makes one of many counts negative."""
+    path = tmp_path / "neg.sup"
+    path.write_text(f"input x[4];\noutput y[i] = {func}(i - 1, x[0], x[1]) for i in 0..3;\n")
+    with pytest.raises(SupError) as info:
+        dsl.load(path)
+    assert (info.value.line, info.value.column) == (2, 16 + len(func))
+    assert "K >= 0" in info.value.message and "-1" in info.value.message
+    data = json_error(capsys, "check", path)
+    assert (data["line"], data["column"]) == (2, 16 + len(func))
 
 
 # ------------------------------------------------------------------ files that are not text

@@ -168,7 +168,7 @@ FIXED = {
         output f7 = atleast(2, a, b, c, d); output f8 = atmost(1, a, b, c);
         output f9 = exactly(2, a, b, c, d); output f10 = ite(a, b, c);
         output f11 = and(a); output f12 = or(b); output f13 = xor(c); output f14 = maj(d);
-        output f15 = atleast(0, a, b); output f16 = atleast(3, a, b); output f17 = atmost(-1, a);
+        output f15 = atleast(0, a, b); output f16 = atleast(3, a, b); output f17 = atmost(0, a, 1);
         output f18 = exactly(0, a, b); output f19 = atleast(2, a, a, b); output f20 = maj(a, a, b);
         output f21 = ite(a, 1, b); output f22 = ite(a, b, 0); output f23 = ite(a, a, b);
         output f24 = ite(a, b, a); output f25 = ite(a, 0, b); output f26 = ite(a, b, 1);
@@ -262,9 +262,9 @@ FIXED = {
     """,
     "thresholds_and_k": """
         input x[4];
-        output al[i] = atleast(i, x[0], x[1], x[2]) for i in -1..5;
-        output am[i] = atmost(i, x[0], x[1], x[2]) for i in -1..5;
-        output ex[i] = exactly(i, x[0], x[1], x[2]) for i in -1..5;
+        output al[i] = atleast(i, x[0], x[1], x[2]) for i in 0..5;
+        output am[i] = atmost(i, x[0], x[1], x[2]) for i in 0..5;
+        output ex[i] = exactly(i, x[0], x[1], x[2]) for i in 0..5;
         output mixed = atleast(1, x[0], x[3]) ^ atmost(1, x[0], x[3]) ^ exactly(1, x[3], x[0]);
         output rep[i] = atleast(i, x[1], x[1], x[1], x[2]) for i in 0..5;
         output kk[i] = exactly(i % 2 + 1, x[j] for j in 0..i + 1) for i in 0..4;
@@ -321,7 +321,7 @@ FIXED = {
         output o8[u, v] = B ^ x[u + v] for (u, v) in PP;
         wire b = !a;
         output o9 = b & B;
-        output o10[i] = atmost(i - 2, x[j] for j in 0..5 if j >= i) for i in 0..5;
+        output o10[i] = atmost(i % 3, x[j] for j in 0..5 if j >= i) for i in 0..5;
         output o11 = exactly(K - K, a, B);
         input late;
         output o12 = late ^ a;
@@ -482,7 +482,7 @@ def test_folding():
         "output f5 = x | 1; output f6 = x | 0; output f7 = x & x; output f8 = x & !x;\n"
         "output f9 = x | !x; output f10 = ite(1, x, y); output f11 = ite(x, y, y);\n"
         "output f12 = and(x); output f13 = x ^ 0; output f14 = atleast(0, x, y);\n"
-        "output f15 = atmost(-1, x, y); output f16 = ~~~~y; output f17 = 1;"))
+        "output f15 = atmost(0, x, y, 1); output f16 = ~~~~y; output f17 = 1;"))
     m = circuit.n_inputs
     x, y = circuit.input_lookup()["x"], circuit.input_lookup()["y"]
     const = circuit.graph.nodes["const"]

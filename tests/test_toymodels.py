@@ -345,13 +345,25 @@ def test_cli_cc_pairs_small(capsys):
     ["toy", "cc", "--steps", "0"],
     ["toy", "autoencoder", "--m", "2"],
     ["toy", "autoencoder", "--law", "cauchy"],
+    ["toy", "cc", "--task", "pairs", "--widths", "0"],
+    ["toy", "cc", "--task", "pairs", "--widths", "-3"],
+    ["toy", "cc", "--task", "pairs", "--pairs", "0"],
+    ["toy", "cc", "--task", "pairs", "--pairs", "100000000000"],
+    ["toy", "cc", "--task", "pairs", "--sparsity", "-1"],
+    ["toy", "cc", "--eval-samples", "0"],
+    ["toy", "cc", "--seed", "-1"],
+    ["toy", "cc", "--device", "tpu"],
+    ["toy", "autoencoder", "--d", "0"],
+    ["toy", "autoencoder", "--p", "0"],
+    ["toy", "autoencoder", "--steps", "-1"],
 ])
 def test_cli_bad_input_exits_2(capsys, argv):
+    """Every bad option value is refused before any training: exit 2, an `error:` line, no
+    traceback, and with --json the error object as the one line on standard output."""
     code, out, err = _run(capsys, *argv, "--json")
     assert code == 2
-    assert "error" in err
-    if out.strip():
-        assert "error" in json.loads(out)
+    assert "error" in err and "Traceback" not in err
+    assert "error" in json.loads(out)
 
 
 def test_cli_plot_writes_png(capsys, tmp_path):

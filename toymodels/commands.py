@@ -17,7 +17,7 @@ import torch
 from verify.progress import progress_bar
 
 from . import autoencoder, cc, pairs, plots
-from .common import ToyInputError, check_positive, check_probability, resolve_device
+from .common import ToyInputError, check_positive, check_probability, resolve_device, seed_arg
 
 CURVE_PS = [float(v) for v in np.geomspace(1e-3, 1.0, 10)]
 AE_PS = [1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0]
@@ -102,7 +102,7 @@ def add_autoencoder_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _shared(parser) -> None:
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--seed", type=seed_arg, default=0, help="random seed (default 0)")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
                         help="where torch runs (auto: CUDA when available)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")

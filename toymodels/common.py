@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import time
 from contextlib import contextmanager
 
@@ -52,3 +53,14 @@ def check_positive(value: int, name: str) -> int:
     if int(value) != value or value <= 0:
         raise ToyInputError(f"{name} must be a positive integer, got {value}")
     return int(value)
+
+
+def seed_arg(text: str) -> int:
+    """An argparse type for --seed: an integer from 0 to 2**63 - 1 (torch's seed range)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: '{text}'") from None
+    if not 0 <= value < 1 << 63:
+        raise argparse.ArgumentTypeError(f"must be an integer from 0 to 2**63 - 1, got {text}")
+    return value
