@@ -1,25 +1,17 @@
-"""Helpers shared by the CLI test files: one torch thread per test module, and `run`."""
+"""Helpers shared by the CLI test files: `run` (the one-thread fixture is in conftest.py)."""
 
 from __future__ import annotations
-
-import pytest
-import torch
 
 from sup.cli import main
 
 
-@pytest.fixture(scope="module")
-def one_torch_thread():
-    """Run a test module on one torch thread (the CLI tests are many small forwards)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def run(capsys, *argv):
-    """(exit status, stdout, stderr) of `sup ARGV`."""
+    """(exit status, stdout, stderr) of `sup ARGV`, run in-process (argparse's own errors,
+    raised as SystemExit, become the status)."""
     capsys.readouterr()
-    code = main([str(a) for a in argv])
+    try:
+        code = main([str(a) for a in argv])
+    except SystemExit as exc:
+        code = exc.code
     out, err = capsys.readouterr()
     return code, out, err

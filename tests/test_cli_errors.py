@@ -15,7 +15,7 @@ import pytest
 import dsl
 import sup.output
 from dsl import SupError
-from sup.cli import main
+from cli_helpers import run
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 PAIRS = str(EXAMPLES / "pairs_small.sup")
@@ -26,18 +26,6 @@ C17 = str(EXAMPLES / "c17.sup")
 def json_errors():
     """The JSON error object is on by default (sup/output.py JSON_ERRORS): nothing to switch."""
     assert sup.output.JSON_ERRORS is True
-
-
-def run(capsys, *argv):
-    """(exit status, stdout, stderr) of `sup ARGV`, run in-process (argparse's SystemExit
-    becomes the status)."""
-    capsys.readouterr()
-    try:
-        code = main([str(a) for a in argv])
-    except SystemExit as exc:
-        code = exc.code
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def json_error(capsys, *argv) -> dict:

@@ -18,7 +18,7 @@ import pytest
 import dsl
 from backends import save
 from compiler import compile_circuit
-from cli_helpers import one_torch_thread, run  # noqa: F401  (fixture)
+from cli_helpers import run
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 C17 = str(EXAMPLES / "c17.sup")
@@ -27,9 +27,7 @@ PAIRS = str(EXAMPLES / "pairs_small.sup")
 PAIRS_1K = str(EXAMPLES / "pairs_1k.sup")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread(one_torch_thread):
-    """Every test here on one torch thread (tests/cli_helpers.py)."""
+pytestmark = pytest.mark.usefixtures("one_torch_thread")   # tests/conftest.py
 
 
 @pytest.fixture(scope="module")

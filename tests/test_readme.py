@@ -12,7 +12,6 @@ import shlex
 from pathlib import Path
 
 import pytest
-import torch
 
 from sup.cli import main
 
@@ -69,12 +68,7 @@ def folder(tmp_path_factory):
     return path
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")   # tests/conftest.py
 
 
 STEPS = console_steps(FIRST)

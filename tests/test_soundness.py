@@ -60,12 +60,7 @@ output y[u, v] = x[u] & x[v] for (u, v) in P;
 """
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")   # tests/conftest.py
 
 
 # ====================================================================== models and edits
@@ -105,51 +100,30 @@ def _permute_inputs(tensors, meta, kind):
     tensors["input_map"] = m
 
 
+def _set_first(tensors, name, value=None, add=0.0):
+    """tensors[name][0] set to `value` or raised by `add` (on a copy: stored arrays stay intact)."""
+    array = tensors[name].copy()
+    array[0] = value if value is not None else array[0] + add
+    tensors[name] = array
+
+
 def _weight(tensors, meta, kind):
-    if _layered(kind):
-        vals = tensors["layers.0.vals"].copy()
-        vals[0] += 1.0
-        tensors["layers.0.vals"] = vals
-    else:
-        vals = tensors["forest.term_vals"].copy()
-        vals[0] += 1.0
-        tensors["forest.term_vals"] = vals
+    _set_first(tensors, "layers.0.vals" if _layered(kind) else "forest.term_vals", add=1.0)
 
 
 def _readout_weight_zero(tensors, meta, kind):
-    if not _layered(kind):
-        vals = tensors["forest.gate_vals"].copy()
-        vals[0] = 0.0
-        tensors["forest.gate_vals"] = vals
-        return None
-    name = f"layers.{_last(meta)}.vals"
-    vals = tensors[name].copy()
-    vals[0] = 0.0
-    tensors[name] = vals
+    name = f"layers.{_last(meta)}.vals" if _layered(kind) else "forest.gate_vals"
+    _set_first(tensors, name, value=0.0)
 
 
 def _hidden_bias(tensors, meta, kind):
-    if _layered(kind):
-        bias = tensors["layers.0.bias"].copy()
-        bias[0] += 1.0
-        tensors["layers.0.bias"] = bias
-    else:
-        bias = tensors["forest.gate_bias"].copy()
-        bias[0] += 1.0
-        tensors["forest.gate_bias"] = bias
+    _set_first(tensors, "layers.0.bias" if _layered(kind) else "forest.gate_bias", add=1.0)
 
 
 def _readout_bias(delta):
     def edit(tensors, meta, kind):
-        if _layered(kind):
-            name = f"layers.{_last(meta)}.bias"
-            bias = tensors[name].copy()
-            bias[0] += delta
-            tensors[name] = bias
-        else:
-            const = tensors["forest.entry_const"].copy()
-            const[0] += delta
-            tensors["forest.entry_const"] = const
+        name = f"layers.{_last(meta)}.bias" if _layered(kind) else "forest.entry_const"
+        _set_first(tensors, name, add=delta)
     return edit
 
 

@@ -24,7 +24,7 @@ from compiler.superposed import channels, superposable
 from compiler.superposed.channels import MemoryLimit, assign_random, failing_outputs
 from compiler.superposed.search import sub_spec
 from dsl import csr
-from cli_helpers import one_torch_thread, run  # noqa: F401  (fixture)
+from cli_helpers import run
 from verify import verify_exhaustive
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -42,9 +42,7 @@ output t[i] = x[i] & x[(i + 7) % N] & x[(i + 19) % N] for i in 0..{triples};
 """
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread(one_torch_thread):
-    """Every test here on one torch thread (tests/cli_helpers.py)."""
+pytestmark = pytest.mark.usefixtures("one_torch_thread")   # tests/conftest.py
 
 
 def compile_json(capsys, *argv) -> dict:

@@ -14,7 +14,7 @@ import torch
 
 import sup
 from dsl.semantics import evaluate as reference_evaluate
-from sup.cli import main
+from cli_helpers import run
 from toymodels import autoencoder as ae
 from toymodels import cc, pairs
 
@@ -302,18 +302,8 @@ def test_superposition_beats_monosemantic_when_sparse():
 
 # ------------------------------------------------------------------ command line
 
-def _run(capsys, *argv):
-    """(exit status, stdout, stderr); argparse's own errors arrive as SystemExit(2)."""
-    try:
-        code = main([str(a) for a in argv])
-    except SystemExit as exc:
-        code = exc.code
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
 def test_cli_autoencoder_json(capsys, tmp_path):
-    code, out, _ = _run(capsys, "toy", "autoencoder", "--d", "2", "--p", "0.1", "--steps",
+    code, out, _ = run(capsys, "toy", "autoencoder", "--d", "2", "--p", "0.1", "--steps",
                         "20", "--json")
     assert code == 0
     data = json.loads(out)
@@ -323,7 +313,7 @@ def test_cli_autoencoder_json(capsys, tmp_path):
 
 
 def test_cli_cc_relu_small(capsys):
-    code, out, _ = _run(capsys, "toy", "cc", "--steps", "30", "--eval-samples", "20000",
+    code, out, _ = run(capsys, "toy", "cc", "--steps", "30", "--eval-samples", "20000",
                         "--mixing", "clean", "--no-snmf", "--p", "0.05", "--device", "cpu",
                         "--json")
     assert code == 0
@@ -333,7 +323,7 @@ def test_cli_cc_relu_small(capsys):
 
 
 def test_cli_cc_pairs_small(capsys):
-    code, out, _ = _run(capsys, "toy", "cc", "--task", "pairs", "--pairs", "12", "--steps", "20",
+    code, out, _ = run(capsys, "toy", "cc", "--task", "pairs", "--pairs", "12", "--steps", "20",
                         "--eval-samples", "5000", "--widths", "6", "--p", "0.05")
     assert code == 0
     assert "sup compiled (proved)" in out and "structural proof True" in out
@@ -360,7 +350,7 @@ def test_cli_cc_pairs_small(capsys):
 def test_cli_bad_input_exits_2(capsys, argv):
     """Every bad option value is refused before any training: exit 2, an `error:` line, no
     traceback, and with --json the error object as the one line on standard output."""
-    code, out, err = _run(capsys, *argv, "--json")
+    code, out, err = run(capsys, *argv, "--json")
     assert code == 2
     assert "error" in err and "Traceback" not in err
     assert "error" in json.loads(out)
@@ -369,6 +359,6 @@ def test_cli_bad_input_exits_2(capsys, argv):
 def test_cli_plot_writes_png(capsys, tmp_path):
     pytest.importorskip("matplotlib")
     path = tmp_path / "ae.png"
-    code, _, _ = _run(capsys, "toy", "autoencoder", "--d", "2", "--p", "0.01", "0.1",
+    code, _, _ = run(capsys, "toy", "autoencoder", "--d", "2", "--p", "0.01", "0.1",
                       "--steps", "0", "--plot", path)
     assert code == 0 and path.read_bytes()[:4] == b"\x89PNG"

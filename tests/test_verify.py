@@ -53,14 +53,7 @@ SMALL_EXAMPLES = sorted(p.stem for p in EXAMPLES.glob("*.sup")
 N_RANDOM = 40
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Small CPU batches: on a busy machine, torch's thread pool makes each tiny op (e.g.
-    repeat_interleave in the delta forward) wait for a scheduler slice, ~1000x slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")   # tests/conftest.py
 
 
 # ====================================================================== building blocks

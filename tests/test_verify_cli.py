@@ -13,7 +13,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 import z3
 
 import dsl
@@ -30,12 +29,7 @@ CONTRACT = ("verified", "method", "inputs_checked", "outputs_checked", "countere
             "min_margin", "seconds")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")   # tests/conftest.py
 
 
 def run(capsys, *argv):
