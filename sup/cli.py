@@ -207,8 +207,11 @@ def build_parser() -> argparse.ArgumentParser:
                      help="exhaustive: blocks covers the inputs block by block, each input "
                      "evaluated exactly or proved by a per-block bound (one-hidden-layer "
                      "integer networks); delta and dense evaluate every input one by one "
-                     "(event-driven / dense read-out); auto: blocks where it applies, else the "
-                     "cheaper of the two (default)")
+                     "(event-driven / dense read-out); tensor evaluates every input as dense "
+                     "blocks on the device, exact in low precision (integer networks whose "
+                     "outputs are threshold gates of inputs; float16 tensor cores on a GPU); "
+                     "auto: tensor on a GPU where it applies, else blocks where it applies, "
+                     "else the cheaper of delta and dense (default)")
     ver.add_argument("--max-counterexamples", type=argtypes.counterexample_count, default=20,
                      metavar="N", help="counterexamples to report (default 20; 0: none)")
     ver.add_argument("--timeout", type=argtypes.seconds, default=10.0, metavar="SECONDS",

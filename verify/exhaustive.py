@@ -35,8 +35,9 @@ from .progress import progress_bar
 from .smt import module_layers, rounding_bounds
 from .smt_tree import dyadic_scale
 from .report import returns_report
+from .tensor_check import TensorCheck, tensor_applies
 
-PATHS = ("auto", "blocks", "delta", "dense")   # how the exhaustive check evaluates the inputs
+PATHS = ("auto", "blocks", "delta", "dense", "tensor")   # how the exhaustive check evaluates inputs
 
 DEFAULT_BATCH = 1 << 16
 
@@ -212,13 +213,22 @@ def _overlay(keys, change_keys, change_values, base_values):
 def verify_exhaustive(circuit, module, shard=(1, 1), batch: int = DEFAULT_BATCH,
                       max_counterexamples: int = 20, progress: bool = True,
                       path: str = "auto") -> dict:
-    """Check every input of the shard; `path`: 'blocks', 'delta', 'dense' or 'auto'.
+    """Check every input of the shard; `path`: 'blocks', 'delta', 'dense', 'tensor' or 'auto'.
 
-    auto takes the block path (verify/block_check.py) where it applies (one-hidden-layer
-    integer networks on a sparse domain), else the cheaper of dense and delta."""
+    auto takes, on a GPU, the tensor path (verify/tensor_check.py: dense blocks exact in low
+    precision) where it applies; else the block path (verify/block_check.py) where it applies
+    (one-hidden-layer integer networks on a sparse domain), else the cheaper of dense and
+    delta."""
     domain = verification_domain(circuit)       # the sparse domain, or a table's rows
     start_rank, stop_rank = domain.shard(*shard)
     start = time.perf_counter()
+    if path == "tensor" or (path == "auto" and module.device.type == "cuda"):
+        why = tensor_applies(module, circuit, domain)
+        if not why:
+            return _verify_tensor(circuit, module, domain, shard, max_counterexamples,
+                                  progress, start)
+        if path == "tensor":
+            raise ValueError(f"the tensor path does not apply: {why}")
     if path in ("auto", "blocks"):
         net, why = integer_network(module, circuit, domain)
         if net is not None:
@@ -260,6 +270,21 @@ def _verify_blocks(circuit, module, net, domain, shard, max_counterexamples, pro
     report = _report(check, domain, shard, start, None if math.isinf(best) else
                      (best if exact else MARGIN_FLOOR), not exact, "blocks", module)
     report["block_stats"] = check.stats.as_dict()
+    return report
+
+
+def _verify_tensor(circuit, module, domain, shard, max_counterexamples, progress, start,
+                   dtype=None) -> dict:
+    start_rank, stop_rank = domain.shard(*shard)
+    check = TensorCheck(circuit, module, max_counterexamples, dtype=dtype)
+    with progress_bar(stop_rank - start_rank, "inputs", enabled=progress) as bar:
+        for _, active in domain.batches(check.block_size(), start_rank, stop_rank):
+            check.check(active)
+            bar.update(len(active))
+    best = check.min_margin
+    report = _report(check, domain, shard, start, None if math.isinf(best) else best, False,
+                     "tensor", module)
+    report["exactness"] = check.exactness.as_dict()
     return report
 
 
