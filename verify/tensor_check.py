@@ -22,6 +22,7 @@ covered by `verify.exhaustive.rounding_slack` exactly as on the other paths.
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -37,6 +38,18 @@ from .compare import decision_threshold
 SIGNIFICAND = {torch.float16: 11, torch.float32: 24, torch.float64: 53}
 CELLS = {"cuda": 1 << 27, "cpu": 1 << 22}     # read-out values per block, by device type
 MAX_DENSE_WEIGHTS = 1 << 31                    # dense layer entries this path stores at most
+
+
+@contextmanager
+def _no_tf32():
+    """TF32 off for the block (it rounds float32 operands to 10 significand bits): the
+    exactness argument for float32 needs true float32 products."""
+    before = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = before
 
 
 @dataclass(frozen=True)
@@ -204,7 +217,8 @@ class TensorCheck:
         if active_np.shape[1] == 0:
             active_np = np.full((len(active_np), 1), -1, dtype=np.int64)
         active = torch.as_tensor(active_np, device=self.device)
-        y = self.values(active)
+        with _no_tf32():
+            y = self.values(active)
         # exact integers in the compute dtype; compared as the module compares (its dtype's t)
         y = y.to(torch.float64)
         want = self.spec(active)
