@@ -1,0 +1,109 @@
+"""How one linear layer W h + b runs: dense matrix product or sparse CSR, chosen by measurement.
+
+A compiled layer is stored as COO entries. For a batch of activations h [B, n_in] the product
+can run as a dense GEMM (W^T stored dense: every multiply-add, at the hardware's peak rate) or
+as a sparse CSR product (only the nonzeros, at a lower rate per entry). Which wins depends on
+the density, the shapes, the batch and the device, so `LinearKernel` times both on a sample
+batch the first time it runs on a device and keeps the faster (`SUP_KERNEL=dense|csr` forces
+one). A dense copy is never made when it would exceed `max_dense_bytes`.
+
+Both layouts add the same products, in different orders: for networks whose sums are exact in
+the dtype (integer networks, which the compiler produces) the results are identical; otherwise
+they differ by rounding only, which the verifiers bound (`verify.exhaustive.rounding_slack`).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import warnings
+
+import torch
+
+KINDS = ("dense", "csr")
+MAX_DENSE_BYTES = 1 << 30       # never store a dense copy larger than this
+PROBE_ROWS = 512                # rows of the timing batch
+
+
+class LinearKernel:
+    """y = h W^T + b for one layer, in the layout measured fastest (see the module docstring).
+
+    Args:
+        rows, cols, vals: the COO entries (tensors on one device; duplicates add).
+        bias: [n_out].
+        n_out, n_in: the shape of W.
+        kind: 'dense', 'csr' or None (measure on first use; env SUP_KERNEL overrides).
+        max_dense_bytes: the largest dense copy allowed.
+    """
+
+    def __init__(self, rows, cols, vals, bias, n_out: int, n_in: int, kind: str | None = None,
+                 max_dense_bytes: int = MAX_DENSE_BYTES):
+        self.rows, self.cols, self.vals, self.bias = rows, cols, vals, bias
+        self.n_out, self.n_in = n_out, n_in
+        forced = os.environ.get("SUP_KERNEL") or kind
+        if forced is not None and forced not in KINDS:
+            raise ValueError(f"kernel must be one of {', '.join(KINDS)}, not {forced!r}")
+        self.dense_fits = n_out * n_in * vals.element_size() <= max_dense_bytes
+        self.kind = forced if forced != "dense" or self.dense_fits else "csr"
+        self._dense = None
+        self._csr = None
+        self.timings: dict[str, float] = {}
+
+    def dense_t(self) -> torch.Tensor:
+        """W^T as a dense contiguous [n_in, n_out] tensor (built once)."""
+        if self._dense is None:
+            w = torch.zeros(self.n_out, self.n_in, dtype=self.vals.dtype, device=self.vals.device)
+            w.index_put_((self.rows, self.cols), self.vals, accumulate=True)
+            self._dense = w.t().contiguous()
+        return self._dense
+
+    def csr(self) -> torch.Tensor:
+        """W as a sparse CSR [n_out, n_in] tensor (built once)."""
+        if self._csr is None:
+            w = torch.sparse_coo_tensor(torch.stack([self.rows, self.cols]), self.vals,
+                                        (self.n_out, self.n_in), check_invariants=False)
+            with warnings.catch_warnings():          # torch calls sparse CSR "beta"
+                warnings.simplefilter("ignore", UserWarning)
+                self._csr = w.coalesce().to_sparse_csr()
+        return self._csr
+
+    def run(self, h: torch.Tensor, kind: str) -> torch.Tensor:
+        """W h + b for h [B, n_in] in layout `kind`."""
+        if kind == "dense":
+            return torch.addmm(self.bias, h, self.dense_t())
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            return torch.sparse.mm(self.csr(), h.t()).t() + self.bias
+
+    def __call__(self, h: torch.Tensor) -> torch.Tensor:
+        """W h + b for h [B, n_in], measuring the layouts on the first call."""
+        if self.kind is None:
+            self.kind = self.measure(h)
+        return self.run(h, self.kind)
+
+    def measure(self, h: torch.Tensor) -> str:
+        """Time each allowed layout on (a slice of) h; the faster kind (timings kept)."""
+        if not self.dense_fits:
+            return "csr"
+        probe = h[:PROBE_ROWS]
+        if probe.shape[0] < 2:
+            probe = torch.zeros(PROBE_ROWS, self.n_in, dtype=h.dtype, device=h.device)
+        for kind in KINDS:
+            self.timings[kind] = _best_seconds(lambda: self.run(probe, kind), h.device)
+        return min(self.timings, key=self.timings.get)
+
+
+def _best_seconds(fn, device: torch.device, repeats: int = 3) -> float:
+    """Best wall time of fn() over `repeats` runs after one warm-up."""
+    with torch.no_grad():
+        fn()
+        best = float("inf")
+        for _ in range(repeats):
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            start = time.perf_counter()
+            fn()
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            best = min(best, time.perf_counter() - start)
+    return best
