@@ -34,10 +34,14 @@ class LinearKernel:
         n_out, n_in: the shape of W.
         kind: 'dense', 'csr' or None (measure on first use; env SUP_KERNEL overrides).
         max_dense_bytes: the largest dense copy allowed.
+        small: layers of at most this many cells run dense without measuring (default SMALL:
+            timing them would cost more than it saves).
     """
 
+    SMALL = 1 << 16     # a layer with at most this many dense cells runs dense, unmeasured
+
     def __init__(self, rows, cols, vals, bias, n_out: int, n_in: int, kind: str | None = None,
-                 max_dense_bytes: int = MAX_DENSE_BYTES):
+                 max_dense_bytes: int = MAX_DENSE_BYTES, small: int | None = None):
         self.rows, self.cols, self.vals, self.bias = rows, cols, vals, bias
         self.n_out, self.n_in = n_out, n_in
         forced = os.environ.get("SUP_KERNEL") or kind
@@ -45,17 +49,28 @@ class LinearKernel:
             raise ValueError(f"kernel must be one of {', '.join(KINDS)}, not {forced!r}")
         self.dense_fits = n_out * n_in * vals.element_size() <= max_dense_bytes
         self.kind = forced if forced != "dense" or self.dense_fits else "csr"
+        if self.kind is None and self.dense_fits and n_out * n_in <= (
+                self.SMALL if small is None else small):
+            self.kind = "dense"
         self._dense = None
+        self._dense_t = None
         self._csr = None
         self.timings: dict[str, float] = {}
 
-    def dense_t(self) -> torch.Tensor:
-        """W^T as a dense contiguous [n_in, n_out] tensor (built once)."""
+    def dense(self) -> torch.Tensor:
+        """W as a dense row-major [n_out, n_in] tensor (built once; duplicates add)."""
         if self._dense is None:
             w = torch.zeros(self.n_out, self.n_in, dtype=self.vals.dtype, device=self.vals.device)
             w.index_put_((self.rows, self.cols), self.vals, accumulate=True)
-            self._dense = w.t().contiguous()
+            self._dense = w
         return self._dense
+
+    def dense_t(self) -> torch.Tensor:
+        """W^T as a dense contiguous [n_in, n_out] tensor (built once), for gathers of whole
+        input columns."""
+        if self._dense_t is None:
+            self._dense_t = self.dense().t().contiguous()
+        return self._dense_t
 
     def csr(self) -> torch.Tensor:
         """W as a sparse CSR [n_out, n_in] tensor (built once)."""
@@ -69,8 +84,13 @@ class LinearKernel:
 
     def run(self, h: torch.Tensor, kind: str) -> torch.Tensor:
         """W h + b for h [B, n_in] in layout `kind`."""
+        if h.shape[0] == 0:
+            return self.bias.expand(0, self.n_out).clone()
         if kind == "dense":
-            return torch.addmm(self.bias, h, self.dense_t())
+            # h W^T with W row-major (a transposed view): the layout the float paths have always
+            # used; tests/test_soundness.py checks a counterexample found in a large batch
+            # replays alone with it
+            return torch.addmm(self.bias, h, self.dense().t())
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
             return torch.sparse.mm(self.csr(), h.t()).t() + self.bias

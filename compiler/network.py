@@ -2,7 +2,8 @@
 
 A `Network` maps m input features to n outputs:
 
-    h_0 = x                       (x: 0/1 features, column input_map[f] holds feature f)
+    h_0 = x                       (x: 0/1 features, column input_map[f] holds feature f;
+                                   a column fed by several features holds their sum)
     h_L = relu(W_L h_{L-1} + b_L)  for the hidden layers L = 1 .. D
     y   = W_out h_D + b_out        (the read-out, affine)
     output i is 1 when y_i > threshold (0.5)
@@ -202,9 +203,11 @@ class Network(CompiledNetwork):
         return self.layers[0].n_in
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        """Read-out values y [B, n_out] (float64) for 0/1 features x [B, m]."""
+        """Read-out values y [B, n_out] (float64) for 0/1 features x [B, m]. A column that
+        several features feed (a non-injective input map) holds their sum, as in every module
+        and verifier."""
         h = np.zeros((len(x), self.input_width))
-        h[:, self.input_map] = x
+        np.add.at(h.T, self.input_map, np.asarray(x, dtype=np.float64).T)
         for layer in self.layers:
             h = layer.apply(h)
         return h

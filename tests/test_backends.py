@@ -130,8 +130,10 @@ def test_to_device_and_dtype():
         assert out.dtype == torch.float64
         assert np.array_equal(out.numpy(), net.forward(x))
     state = module.state_dict()
-    assert {"input_map", "rows0", "cols0", "vals0", "bias0"} <= set(state)
-    assert state["vals0"].dtype == torch.float64
+    assert {"input_map", "layers.0.rows", "layers.0.cols", "layers.0.vals",
+            "layers.0.bias"} <= set(state)
+    assert state["layers.0.vals"].dtype == torch.float64
+    assert state["layers.0.rows"].dtype == torch.long
 
 
 def test_empty_and_zero_inputs():

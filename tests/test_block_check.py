@@ -104,22 +104,22 @@ def test_planted_bugs_match_brute_force(seed, mode):
     kind = seed % 6
     with torch.no_grad():
         if kind == 0:      # a read-out bias raised: false positives
-            module.bias1[rng.choice(len(module.bias1), 3, replace=False)] += 1
+            module.layers[1].bias[rng.choice(len(module.layers[1].bias), 3, replace=False)] += 1
         elif kind == 1:    # missing listens: false negatives
-            module.vals0[rng.choice(len(module.vals0), 5, replace=False)] = 0
+            module.layers[0].vals[rng.choice(len(module.layers[0].vals), 5, replace=False)] = 0
         elif kind == 2:    # negative first-layer weights
-            module.vals0[rng.choice(len(module.vals0), 8, replace=False)] = -1
+            module.layers[0].vals[rng.choice(len(module.layers[0].vals), 8, replace=False)] = -1
         elif kind == 3:    # neurons one feature can fire (not dormant)
-            module.bias0[rng.choice(len(module.bias0), 4, replace=False)] = 0
-            module.bias0[rng.choice(len(module.bias0), 2, replace=False)] = 1
+            module.layers[0].bias[rng.choice(len(module.layers[0].bias), 4, replace=False)] = 0
+            module.layers[0].bias[rng.choice(len(module.layers[0].bias), 2, replace=False)] = 1
         elif kind == 4:    # read-out weights changed, some negative
-            idx = rng.choice(len(module.vals1), 10, replace=False)
-            module.vals1[idx] = torch.as_tensor(rng.choice([-2.0, -1.0, 2.0], 10),
-                                                dtype=module.vals1.dtype)
+            idx = rng.choice(len(module.layers[1].vals), 10, replace=False)
+            module.layers[1].vals[idx] = torch.as_tensor(rng.choice([-2.0, -1.0, 2.0], 10),
+                                                dtype=module.layers[1].vals.dtype)
         else:              # a mixture
-            module.vals0[rng.choice(len(module.vals0), 3, replace=False)] = 2
-            module.bias1[rng.choice(len(module.bias1), 2, replace=False)] -= 1
-            module.bias0[rng.choice(len(module.bias0), 2, replace=False)] = -3
+            module.layers[0].vals[rng.choice(len(module.layers[0].vals), 3, replace=False)] = 2
+            module.layers[1].bias[rng.choice(len(module.layers[1].bias), 2, replace=False)] -= 1
+            module.layers[0].bias[rng.choice(len(module.layers[0].bias), 2, replace=False)] = -3
     report = assert_matches_brute_force(circuit, module)
     if kind in (0, 1):
         assert report["verified"] is False
@@ -133,7 +133,7 @@ def test_mixed_circuit_with_dense_fallback():
     assert integer_network(module, circuit, SparseDomain(20, 3))[0] is not None
     assert assert_matches_brute_force(circuit, module)["verified"] is True
     with torch.no_grad():
-        module.bias1[-4:] += 1           # the fallback outputs go wrong
+        module.layers[1].bias[-4:] += 1           # the fallback outputs go wrong
     assert assert_matches_brute_force(circuit, module)["verified"] is False
 
 
@@ -141,7 +141,7 @@ def test_shards_cover_the_domain_and_merge():
     circuit = pairs_circuit(24, 70, 3)
     module = compiled(circuit)
     with torch.no_grad():
-        module.bias1[[3, 30, 60]] += 1
+        module.layers[1].bias[[3, 30, 60]] += 1
     whole = verify_exhaustive(circuit, module, progress=False, path="blocks")
     parts = [verify_exhaustive(circuit, module, shard=(i, 5), progress=False, path="blocks")
              for i in range(1, 6)]
@@ -173,7 +173,7 @@ def test_not_applicable_networks_are_refused_or_fall_back():
     circuit = pairs_circuit(20, 40, 2)
     module = compiled(circuit)
     with torch.no_grad():
-        module.vals0[0] = 0.5
+        module.layers[0].vals[0] = 0.5
     assert integer_network(module, circuit, SparseDomain(20, 2))[0] is None
     report = verify_exhaustive(circuit, module, progress=False)
     assert report["path"] in ("delta", "dense")
@@ -210,7 +210,7 @@ def test_an_output_wrong_on_every_input(mode):
     circuit = pairs_circuit(30, 60, 3)
     module = compiled(circuit)
     with torch.no_grad():
-        module.bias1[7] += 20
+        module.layers[1].bias[7] += 20
     report = assert_matches_brute_force(circuit, module)
     # correct only where both operands are active: {u, v} and {u, v, c} for 28 other c
     assert report["failing_inputs"] == SparseDomain(30, 3).size - 1 - 28

@@ -25,7 +25,7 @@ def random_layer(seed, n_out=37, n_in=53, density=0.1, dtype=torch.float64):
 @pytest.mark.parametrize("seed", range(4))
 def test_every_layout_matches_the_dense_reference(kind, seed):
     args, dense = random_layer(seed)
-    kernel = LinearKernel(*args, kind=kind)
+    kernel = LinearKernel(*args, kind=kind, small=0)
     h = torch.as_tensor(np.random.default_rng(seed + 10).integers(0, 3, (600, args[5])),
                         dtype=dense.dtype)
     want = h @ dense.t() + args[3]
@@ -34,6 +34,15 @@ def test_every_layout_matches_the_dense_reference(kind, seed):
     if kind is None:
         assert set(kernel.timings) == {"dense", "csr"}   # measured, the faster one kept
         assert kernel.kind == min(kernel.timings, key=kernel.timings.get)
+
+
+def test_small_layers_run_dense_without_measuring():
+    args, dense = random_layer(2)
+    kernel = LinearKernel(*args)
+    h = torch.ones(3, args[5], dtype=dense.dtype)
+    assert torch.equal(kernel(h), h @ dense.t() + args[3])
+    assert kernel.kind == "dense" and kernel.timings == {}
+    assert kernel(h[:0]).shape == (0, args[4])
 
 
 def test_dense_copy_refused_above_the_memory_limit():

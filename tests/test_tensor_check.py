@@ -86,14 +86,14 @@ def test_planted_bugs_match_brute_force(seed, dtype):
     with torch.no_grad():
         kind = seed % 3
         if kind == 0:                                    # read-out biases raised
-            module.bias1[rng.choice(len(module.bias1), 3, replace=False)] += 1
+            module.layers[1].bias[rng.choice(len(module.layers[1].bias), 3, replace=False)] += 1
         elif kind == 1:                                  # first-layer weights zeroed / negated
-            module.vals0[rng.choice(len(module.vals0), 5, replace=False)] = 0
-            module.vals0[rng.choice(len(module.vals0), 3, replace=False)] = -1
+            module.layers[0].vals[rng.choice(len(module.layers[0].vals), 5, replace=False)] = 0
+            module.layers[0].vals[rng.choice(len(module.layers[0].vals), 3, replace=False)] = -1
         else:                                            # read-out weights changed
-            idx = rng.choice(len(module.vals1), 6, replace=False)
-            module.vals1[idx] = torch.as_tensor(rng.choice([-2.0, 2.0], 6),
-                                                dtype=module.vals1.dtype)
+            idx = rng.choice(len(module.layers[1].vals), 6, replace=False)
+            module.layers[1].vals[idx] = torch.as_tensor(rng.choice([-2.0, 2.0], 6),
+                                                dtype=module.layers[1].vals.dtype)
     report = assert_matches(circuit, module, dtype)
     assert report["failing_inputs"] > 0
 
@@ -142,7 +142,7 @@ def test_float16_refused_when_sums_could_round():
     circuit = pairs_circuit(24, 80, 2)
     module = module_of(circuit)
     with torch.no_grad():
-        module.vals1[0] = 4096.0
+        module.layers[1].vals[0] = 4096.0
     with pytest.raises(ValueError, match="not exact in torch.float16"):
         TensorCheck(circuit, module, 20, dtype=torch.float16)
 
@@ -151,7 +151,7 @@ def test_shards_merge_to_the_whole_check():
     circuit = pairs_circuit(24, 80, 3)
     module = module_of(circuit)
     with torch.no_grad():
-        module.bias1[[3, 30, 60]] += 1
+        module.layers[1].bias[[3, 30, 60]] += 1
     whole = verify_exhaustive(circuit, module, path="tensor", progress=False)
     parts = [verify_exhaustive(circuit, module, path="tensor", progress=False, shard=(i, 3))
              for i in (1, 2, 3)]
@@ -172,5 +172,5 @@ def test_not_applicable_networks_are_refused():
     circuit = pairs_circuit(24, 80, 2)
     module = module_of(circuit)
     with torch.no_grad():
-        module.vals0[0] = 0.5
+        module.layers[0].vals[0] = 0.5
     assert "integers" in tensor_applies(module, circuit, SparseDomain(24, 2))
