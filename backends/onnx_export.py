@@ -1,7 +1,7 @@
 """ONNX export of a network's dense form: MatMul + Add (+ Relu) per layer, weights as initializers.
 
-Input `x` is a float [B, m] 0/1 feature matrix, output `y` the read-out values [B, n_out]
-(an output is 1 when y > 0.5). Dense matrices of every layer are stored, so this fits networks
+Input `x` is a float [batch, m] 0/1 feature matrix, output `y` the read-out values [batch, n_out]
+(`batch` a named dynamic dimension; an output is 1 when y > 0.5). Dense matrices of every layer are stored, so this fits networks
 whose dense parameter count is moderate; larger ones are refused with a clear message.
 Needs the optional `onnx` package (`pip install -e '.[onnx]'`).
 """
@@ -61,8 +61,8 @@ def to_onnx(net: Network, dtype=np.float32):
         current = out
     graph = helper.make_graph(
         nodes, f"sup_{net.circuit_name or net.target}",
-        [helper.make_tensor_value_info("x", elem, [None, net.n_inputs])],
-        [helper.make_tensor_value_info("y", elem, [None, net.n_outputs])], inits)
+        [helper.make_tensor_value_info("x", elem, ["batch", net.n_inputs])],
+        [helper.make_tensor_value_info("y", elem, ["batch", net.n_outputs])], inits)
     model = helper.make_model(graph, producer_name="sup",
                               opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8

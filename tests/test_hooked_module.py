@@ -201,3 +201,22 @@ def test_torch_compile_runs_the_dense_path():
     x = torch.as_tensor((np.random.default_rng(6).random((16, 5)) < 0.5).astype(np.float64))
     compiled_model = torch.compile(model.to_sequential(), backend="eager")
     assert torch.allclose(compiled_model(x), model(x))
+
+
+@pytest.mark.parametrize("name,target", CASES[:3])
+def test_onnx_runs_any_batch_size_as_the_module_does(name, target, tmp_path):
+    ort = pytest.importorskip("onnxruntime")
+    from backends.onnx_export import export_onnx
+    net = compiled(name, target)
+    path = export_onnx(net, tmp_path / "model.onnx", dtype=np.float64)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    assert [i.name for i in session.get_inputs()] == ["x"]
+    assert [o.name for o in session.get_outputs()] == ["y"]
+    assert session.get_inputs()[0].shape[0] == "batch"
+    model = SupModule(net, dtype=torch.float64, device="cpu")
+    rng = np.random.default_rng(7)
+    for batch in (1, 1000):
+        x = (rng.random((batch, net.n_inputs)) < 0.1).astype(np.float64)
+        (y,) = session.run(None, {"x": x})
+        assert y.shape == (batch, net.n_outputs)
+        assert np.array_equal(y, model(torch.as_tensor(x)).numpy())
