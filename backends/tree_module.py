@@ -14,9 +14,9 @@ from typing import Optional
 
 import numpy as np
 import torch
-from torch import nn
 
 from .delta import DeltaResult, expand_slices, single_thread
+from .hooks import HookedRootModule, HookPoint
 
 MAX_PAIRS = 1 << 20      # (input, tree) pairs, or output entries, walked per chunk
 DENSE_BITMAP = 1 << 24   # inputs x features of a chunk below which active sets are a bitmap
@@ -27,8 +27,12 @@ def _default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-class ConditionalModule(nn.Module):
+class ConditionalModule(HookedRootModule):
     """Torch evaluation of a `ConditionalNetwork`; see docs/proofs/conditional.md.
+
+    Hook points: `hook_in` (the 0/1 features) and `hook_out` (the read-out values), so that
+    `run_with_cache` / `run_with_hooks` work as on a `SupModule`. The tree walk reads table keys
+    and compares them exactly: it has no gradient.
 
     Args:
         net: the conditional network; every array of its forest becomes a buffer.
@@ -55,7 +59,10 @@ class ConditionalModule(nn.Module):
                 np.ascontiguousarray(arr), dtype=torch.long if kind in "iub" else dtype))
         self._derived(f, dtype)
         self._cache = {}
+        self.hook_in = HookPoint()
+        self.hook_out = HookPoint()
         self.to(device if device is not None else _default_device())
+        self.setup()
 
     # ------------------------------------------------------------ construction
     def _derived(self, f, dtype) -> None:
@@ -148,15 +155,16 @@ class ConditionalModule(nn.Module):
     # ------------------------------------------------------------ forwards
     @torch.no_grad()
     def forward(self, x) -> torch.Tensor:
-        """Read-out values [B, n_out] for 0/1 features x [B, m]."""
-        x = torch.as_tensor(x, device=self.device) != 0
+        """Read-out values [B, n_out] for 0/1 features x [B, m], through `hook_in` and
+        `hook_out`."""
+        x = self.hook_in(torch.as_tensor(x, device=self.device)) != 0
         rows, cols = torch.nonzero(x, as_tuple=True)
         counts = x.sum(dim=1)
         width = max(1, int(counts.max()) if len(counts) else 0)
         active = torch.full((x.shape[0], width), -1, dtype=torch.long, device=self.device)
         starts = torch.cumsum(counts, 0) - counts
         active[rows, torch.arange(len(rows), device=self.device) - starts[rows]] = cols
-        return self.forward_active(active)
+        return self.hook_out(self.forward_active(active))
 
     @torch.no_grad()
     def forward_active(self, active) -> torch.Tensor:
