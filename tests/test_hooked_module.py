@@ -220,3 +220,14 @@ def test_onnx_runs_any_batch_size_as_the_module_does(name, target, tmp_path):
         (y,) = session.run(None, {"x": x})
         assert y.shape == (batch, net.n_outputs)
         assert np.array_equal(y, model(torch.as_tensor(x)).numpy())
+
+
+def test_conditional_module_has_the_same_cache_calls():
+    net = sup.compile(sup.load(str(EXAMPLES / "lookup_table.sup")), "conditional")
+    model = sup.to_module(net, device="cpu")
+    x = torch.as_tensor(np.eye(net.n_inputs)[:3])
+    out, cache = model.run_with_cache(x)
+    assert list(cache) == ["hook_in", "hook_out"] and torch.equal(cache["hook_out"], out)
+    assert torch.equal(out, model.forward_active([[0], [1], [2]]))
+    doubled = model.run_with_hooks(x, fwd_hooks=[("hook_out", lambda a, hook: 2 * a)])
+    assert torch.equal(doubled, 2 * out)
