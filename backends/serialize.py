@@ -23,6 +23,8 @@ from safetensors.numpy import load_file, save_file
 from compiler import TARGETS, CompiledNetwork
 from compiler.network import NetworkFormatError
 
+from .ground_truth import save_ground_truth
+
 FORMAT = "sup-network"
 VERSION = 1
 
@@ -58,6 +60,7 @@ def save(net: CompiledNetwork, path, extra: dict | None = None) -> Path:
     except SafetensorError as exc:  # e.g. a missing folder: report it as the OSError it is
         raise OSError(errno.EIO, str(exc), str(path)) from None
     path.with_suffix(".json").write_text(json.dumps(meta, indent=2, default=_json_default) + "\n")
+    save_ground_truth(net, path)  # model.groundtruth.json for a layered network of modest size
     return path
 
 

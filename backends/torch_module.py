@@ -37,6 +37,7 @@ from torch import nn
 from compiler.network import ROLE_NAMES, Layer, Network
 
 from .delta import DeltaForward, DeltaResult
+from .ground_truth import GroundTruth, ground_truth
 from .hooks import HookedRootModule, HookPoint
 from .kernels import LinearKernel
 
@@ -277,11 +278,26 @@ class SupModule(HookedRootModule):
         x = torch.as_tensor(x, device=self.device)
         if x.dtype != self.dtype:
             x = x.to(self.dtype)
-        chunk = self._chunk()
-        if x.shape[0] <= chunk:
-            return self._forward_chunk(x)
-        return torch.cat([self._forward_chunk(x[s:s + chunk])
-                          for s in range(0, x.shape[0], chunk)])
+        return self._in_chunks(x, self._forward_chunk)
+
+    def _batch_chunk(self) -> int:
+        """Rows per chunk of `forward` / `forward_active`: the widest hidden activation of a
+        chunk stays within `max_cells` (the input and the read-out are whole-batch anyway)."""
+        hidden = [n_out for n_out, _, _ in self.shapes[:-1]] or [1]
+        return max(1, self.max_cells // max(max(hidden), 1))
+
+    def _in_chunks(self, batch: torch.Tensor, run) -> torch.Tensor:
+        """run(batch) chunk by chunk, written into one output (no second copy of it)."""
+        chunk = self._batch_chunk()
+        if batch.shape[0] <= chunk:
+            return run(batch)
+        out = None
+        for start in range(0, batch.shape[0], chunk):
+            part = run(batch[start:start + chunk])
+            if out is None:
+                out = part.new_empty((batch.shape[0], part.shape[1]))
+            out[start:start + part.shape[0]] = part
+        return out
 
     def _forward_chunk(self, x: torch.Tensor) -> torch.Tensor:
         h = self.hook_in(self.place_inputs(x))
@@ -331,17 +347,14 @@ class SupModule(HookedRootModule):
         """Read-out values [B, n_outputs] for padded active-feature lists [B, K] (-1 = none);
         no hooks, no gradients (use `forward` for those)."""
         active = self._as_active(active)
-        chunk = self._chunk()
         if self.prefers_delta:
+            chunk = self._chunk()
             parts = [self.forward_delta(active[s:s + chunk]).dense()
                      for s in range(0, active.shape[0], chunk)]
-        else:
-            parts = [self._rest(self._first_layer_active(active[s:s + chunk]), 1)
-                     for s in range(0, active.shape[0], chunk)]
-        if len(parts) == 1:
-            return parts[0]
-        return torch.cat(parts) if parts else torch.zeros(0, self.shapes[-1][0],
-                                                          dtype=self.dtype, device=self.device)
+            if not parts:
+                return torch.zeros(0, self.shapes[-1][0], dtype=self.dtype, device=self.device)
+            return parts[0] if len(parts) == 1 else torch.cat(parts)
+        return self._in_chunks(active, lambda part: self._rest(self._first_layer_active(part), 1))
 
     def _rest(self, h: torch.Tensor, start: int, stop: Optional[int] = None) -> torch.Tensor:
         for layer in list(self.layers)[start:stop]:
@@ -387,6 +400,12 @@ class SupModule(HookedRootModule):
     def decide(self, values: torch.Tensor) -> torch.Tensor:
         """Output bits: read-out values above the threshold."""
         return values > self.threshold
+
+    def ground_truth(self, circuit=None) -> GroundTruth:
+        """What every site carries and every neuron computes (`backends/ground_truth.py`),
+        for the network this module was built from; `circuit` adds gate formulas to the
+        neurons' meanings."""
+        return ground_truth(self.net, circuit)
 
     # ------------------------------------------------------------ export
     def to_sequential(self, max_weights: int = SEQUENTIAL_LIMIT) -> nn.Sequential:

@@ -231,3 +231,17 @@ def test_conditional_module_has_the_same_cache_calls():
     assert torch.equal(out, model.forward_active([[0], [1], [2]]))
     doubled = model.run_with_hooks(x, fwd_hooks=[("hook_out", lambda a, hook: 2 * a)])
     assert torch.equal(doubled, 2 * out)
+
+
+def test_chunked_batches_equal_one_chunk_and_the_cache_joins_them():
+    net = compiled("pairs_small.sup", "superposed")
+    whole = SupModule(net, dtype=torch.float64, device="cpu")
+    tiny = SupModule(net, dtype=torch.float64, device="cpu", max_cells=7 * whole.layers[0].n_out)
+    x = torch.as_tensor((np.random.default_rng(8).random((50, net.n_inputs)) < 0.05) * 1.0)
+    active = [row.nonzero().flatten().tolist() or [-1] for row in x]
+    assert torch.equal(tiny(x), whole(x))
+    assert torch.equal(tiny.forward_active(active), whole.forward_active(active))
+    _, cache = tiny.run_with_cache(x)
+    _, want = whole.run_with_cache(x)
+    assert all(torch.equal(cache[name], want[name]) for name in want)
+    assert tiny.forward_active(torch.zeros(0, 2, dtype=torch.long)).shape == (0, net.n_outputs)
