@@ -18,6 +18,7 @@ from dsl import csr
 from dsl.memory import format_bytes, total_bytes
 
 from ..target import TargetUnavailable
+from .bitcheck import failing_outputs_bits, listen_bits
 
 DEFAULT_CHECK_BYTES = max(1 << 28, total_bytes() // 4)   # without a limit: a quarter of memory
 MAX_BLOCK_CELLS = 1 << 26      # outputs x (n + m) cells per block at most (speed, not memory)
@@ -67,10 +68,17 @@ def listen_sets(spec: ChannelSpec, a: Assignment):
     f_len = csr.lengths(spec.f_offsets)[out_of_slot]
     neuron = np.repeat(a.c_neurons, f_len)
     _, feats = csr.gather_rows(spec.f_offsets, spec.f_features, out_of_slot)
-    keys = np.unique(neuron * np.int64(spec.m) + feats)
+    keys = sorted_unique(neuron * np.int64(spec.m) + feats)
     neurons, features = keys // spec.m, keys % spec.m
     offsets = csr.offsets_from_lengths(np.bincount(neurons, minlength=a.n))
     return offsets, features
+
+
+def sorted_unique(values: np.ndarray) -> np.ndarray:
+    """np.unique of a 1-d integer array by one sort (numpy's hashing unique is many times
+    slower on the million-key arrays of the width search)."""
+    s = np.sort(np.asarray(values))
+    return s[np.r_[True, s[1:] != s[:-1]]] if len(s) else s
 
 
 # ------------------------------------------------------------------ the exact check
@@ -86,7 +94,9 @@ class MemoryLimit(TargetUnavailable):
 def check_memory(n: int, m: int, q_max: int) -> tuple[int, int]:
     """(fixed, per_output) bytes of `failing_outputs` at width n over m features: the float32
     listen matrix (n x m) once, and per output of a block its incidence row (n), its counts
-    (m) and the top-q values, mask and index (about 4 q)."""
+    (m) and the top-q values, mask and index (about 4 q). The bitset path of outputs with
+    q_j = 1 (bitcheck.py) needs less (n m / 8 bytes once, 16 m / 64 per output of a block), so
+    this is an upper bound for it."""
     return 4 * n * m, 4 * (n + m + 4 * max(q_max, 1)) + 64
 
 
@@ -100,8 +110,13 @@ def widest_that_fits(m: int, q_max: int, max_bytes: int | None) -> int | None:
 
 
 def failing_outputs(spec: ChannelSpec, a: Assignment, listen=None, outputs=None,
-                    max_bytes: int | None = None) -> np.ndarray:
+                    max_bytes: int | None = None, method: str = "auto") -> np.ndarray:
     """Indices (sorted) of outputs that are not exact, among `outputs` (all by default).
+
+    method "auto" decides outputs with q_j = 1 by bitset products (bitcheck.py: the same
+    criterion, about n / t times fewer operations) and the others by the dense count product
+    below; "dense" decides every output by the dense product. The memory bound below is that of
+    the dense product in both cases (the bitset path needs less).
 
     counts[j, f] = sum over channel neurons of [f in L_i] is a product of two 0/1 matrices
     (channel incidence x listen matrix), computed in float32 blocks of outputs (exact: counts
@@ -129,6 +144,16 @@ def failing_outputs(spec: ChannelSpec, a: Assignment, listen=None, outputs=None,
                           f"features needs at least {format_bytes(fixed + per_output)}, more "
                           f"than the memory limit of {format_bytes(budget)}; widths up to "
                           f"{fits:,} fit")
+    if method not in ("auto", "dense"):
+        raise ValueError(f"unknown method '{method}' (auto or dense)")
+    if method == "auto":
+        single = spec.free[outputs] == 1
+        bad_bits = failing_outputs_bits(spec, a, listen, outputs[single], max_bytes=budget) \
+            if single.any() else outputs[:0]
+        if single.all():
+            return bad_bits
+        return np.sort(np.concatenate([bad_bits, failing_outputs(
+            spec, a, listen, outputs[~single], max_bytes=max_bytes, method="dense")]))
     listen_matrix = torch.zeros(a.n, spec.m)
     listen_matrix[torch.as_tensor(csr.row_of_each(l_off)), torch.as_tensor(l_feat)] = 1.0
     bad = []
@@ -259,11 +284,14 @@ def repair(spec: ChannelSpec, a: Assignment, rng, rounds: int = 30, candidates: 
                 for j in sel.tolist():
                     cands = [rng.choice(pool, size=t, replace=False) for _ in range(candidates)]
                     c[j] = min(cands, key=lambda cand: int(load[cand].sum()))
-        touched.append(c[failing].ravel())
         a.c_neurons = c.ravel()
         listen = listen_sets(spec, a)
-        affected = _outputs_using(a, np.unique(np.concatenate(touched)))
-        failing = failing_outputs(spec, a, listen, affected, max_bytes=max_bytes)
+        if (spec.free == 1).all():
+            failing = recheck_redrawn(spec, a, listen, failing, max_bytes)
+        else:
+            touched.append(c[failing].ravel())
+            affected = _outputs_using(a, np.concatenate(touched))
+            failing = failing_outputs(spec, a, listen, affected, max_bytes=max_bytes)
         if len(failing) < best:
             best, stale = len(failing), 0
         else:
@@ -273,11 +301,31 @@ def repair(spec: ChannelSpec, a: Assignment, rng, rounds: int = 30, candidates: 
     return len(failing)
 
 
+def recheck_redrawn(spec: ChannelSpec, a: Assignment, listen, redrawn: np.ndarray,
+                    max_bytes: int | None = None) -> np.ndarray:
+    """The failing outputs after the channels of `redrawn` were drawn anew, when every other
+    output passed before and every output has q_j = 1 (bitcheck.py). Exact, by monotonicity:
+    a neuron's listen set only gains features of the redrawn outputs (its other outputs are
+    unchanged), so an output that passed and kept its channel can only fail through one of
+    those features, on a neuron of a new channel. The redrawn outputs are checked in full;
+    the users of the new channels' neurons only on the words holding the redrawn operands."""
+    bits = listen_bits(a.n, spec.m, listen)
+    redrawn = np.asarray(redrawn, dtype=np.int64)
+    _, c_neu = csr.gather_rows(a.c_offsets, a.c_neurons, redrawn)
+    others = np.setdiff1d(_outputs_using(a, c_neu), redrawn, assume_unique=True)
+    _, feats = csr.gather_rows(spec.f_offsets, spec.f_features, redrawn)
+    bad = [failing_outputs_bits(spec, a, listen, redrawn, bits, max_bytes)]
+    if len(others):
+        bad.append(failing_outputs_bits(spec, a, listen, others, bits, max_bytes, features=feats))
+    return np.sort(np.concatenate(bad))
+
+
 def _uniform(a: Assignment) -> bool:
     lens = csr.lengths(a.c_offsets)
     return len(lens) == 0 or (lens == lens[0]).all()
 
 
 def _outputs_using(a: Assignment, neurons: np.ndarray) -> np.ndarray:
-    hit = np.isin(a.c_neurons, neurons)
-    return np.unique(csr.row_of_each(a.c_offsets)[hit])
+    mark = np.zeros(a.n, dtype=bool)
+    mark[neurons] = True
+    return sorted_unique(csr.row_of_each(a.c_offsets)[mark[a.c_neurons]])
