@@ -30,6 +30,10 @@ import warnings
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_device import add_device_argument, chosen_device  # noqa: E402
+
+DEVICE = "cpu"      # where torch modules run: --device, set in main()
 warnings.filterwarnings("ignore")
 
 import numpy as np  # noqa: E402
@@ -93,7 +97,7 @@ def linear_shortcut(circuit, spec, ic, oc):
 def exhaustive(circuit, net) -> dict:
     from backends import SupModule
     from verify import verify_exhaustive
-    r = verify_exhaustive(circuit, SupModule(net, device="cpu"), progress=False)
+    r = verify_exhaustive(circuit, SupModule(net, device=DEVICE), progress=False)
     return {"verified": r["verified"], "min_margin": r["min_margin"], "seconds": r["seconds"],
             "failing_inputs": r["failing_inputs"], "inputs": r["inputs_checked"]}
 
@@ -157,7 +161,10 @@ def main() -> None:
     parser.add_argument("--verify-cost", type=float, default=3e11,
                         help="run the exhaustive checks when inputs x MACs is at most this")
     parser.add_argument("--table-only", action="store_true", help="print the stored rows")
+    add_device_argument(parser)
     args = parser.parse_args()
+    global DEVICE
+    DEVICE = chosen_device(args)
     torch.set_num_threads(1)
     stored = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     if args.table_only:

@@ -38,6 +38,9 @@ import torch  # noqa: E402
 
 import dsl  # noqa: E402
 from backends import to_module  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_device import add_device_argument, chosen_device, synchronize  # noqa: E402
 from compiler import account, compile_circuit  # noqa: E402
 
 BITS = 32
@@ -71,9 +74,11 @@ def active_of(keys: np.ndarray) -> np.ndarray:
 def throughput(module, active: torch.Tensor, batch: int) -> tuple[float, torch.Tensor]:
     outs = []
     module.forward_active(active[:min(batch, 256)])          # warm-up
+    synchronize(active.device)
     start = time.perf_counter()
     for i in range(0, len(active), batch):
         outs.append(module.forward_active(active[i:i + batch]))
+    synchronize(active.device)
     seconds = time.perf_counter() - start
     return len(active) / seconds, torch.cat(outs)
 
@@ -82,16 +87,19 @@ def dense_throughput(module, active: torch.Tensor, batch: int) -> tuple[float, t
     """The dense network's best batched path on these inputs: forward on 0/1 rows [B, 32]
     (sparse matmuls; its gather path forward_active is slower here, since every key bit's
     column reaches about half of the row neurons)."""
-    x = torch.zeros(len(active), BITS, dtype=torch.float32)
+    x = torch.zeros(len(active), BITS, dtype=torch.float32, device=active.device)
     rows, slots = torch.nonzero(active >= 0, as_tuple=True)
     x[rows, active[rows, slots]] = 1
     module.forward(x[:min(batch, 64)])                       # warm-up
+    synchronize(x.device)
     start = time.perf_counter()
     outs = [module.forward(x[i:i + batch]) for i in range(0, len(x), batch)]
+    synchronize(x.device)
     return len(x) / (time.perf_counter() - start), torch.cat(outs)
 
 
-def run(n: int, outputs: int, default: str, batch: int, inputs: int, folder: Path) -> dict:
+def run(n: int, outputs: int, default: str, batch: int, inputs: int, folder: Path,
+        device: str = "cpu") -> dict:
     sup, keys, values = write_table(folder, n, outputs, default, seed=n)
     start = time.perf_counter()
     circuit = dsl.load(sup)
@@ -107,15 +115,16 @@ def run(n: int, outputs: int, default: str, batch: int, inputs: int, folder: Pat
     rng = np.random.default_rng(7)
     test_keys = np.concatenate([keys[rng.integers(0, n, inputs // 2)],
                                 rng.integers(0, 1 << BITS, inputs - inputs // 2, dtype=np.uint64)])
-    active = torch.as_tensor(active_of(test_keys))
-    cond_rate, y_cond = throughput(to_module(net, device="cpu"), active, batch)
+    active = torch.as_tensor(active_of(test_keys), device=device)
+    cond_rate, y_cond = throughput(to_module(net, device=device), active, batch)
     dense_batch = max(1, min(batch, (1 << 24) // max(dense_info["neurons"], 1)))
     dense_inputs = active[: max(dense_batch * 4, 256)]
-    dense_rate, y_dense = dense_throughput(to_module(dense, device="cpu"), dense_inputs, dense_batch)
+    dense_rate, y_dense = dense_throughput(to_module(dense, device=device), dense_inputs,
+                                           dense_batch)
     agree = bool(torch.equal(y_cond[:len(y_dense)] > 0.5, y_dense > 0.5)) if default != "*" else None
-    rows_ok = bool(np.array_equal((y_cond[: inputs // 2] > 0.5).numpy(),
+    rows_ok = bool(np.array_equal((y_cond[: inputs // 2] > 0.5).cpu().numpy(),
                                   _row_values(keys, values, test_keys[: inputs // 2])))
-    verify = _verify(circuit, net) if default == "*" else None
+    verify = _verify(circuit, net, device) if default == "*" else None
     c = info["conditional"]
     return {"n": n, "default": "don't care" if default == "*" else "0",
             "method": c["tables"][0]["method"], "depth": c["depth"], "gates": info["neurons"],
@@ -134,9 +143,9 @@ def _row_values(keys, values, query) -> np.ndarray:
     return values[order[np.searchsorted(keys[order], query)]]
 
 
-def _verify(circuit, net):
+def _verify(circuit, net, device):
     from verify import verify_exhaustive
-    report = verify_exhaustive(circuit, to_module(net, device="cpu"), progress=False)
+    report = verify_exhaustive(circuit, to_module(net, device=device), progress=False)
     return {"verified": report["verified"], "inputs": report["inputs_checked"],
             "seconds": report["seconds"]}
 
@@ -148,13 +157,15 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=1 << 16)
     parser.add_argument("--inputs", type=int, default=1 << 17)
     parser.add_argument("--threads", type=int, default=1)
+    add_device_argument(parser)
     args = parser.parse_args()
+    device = chosen_device(args)
     torch.set_num_threads(args.threads)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for e in args.exps:
             for default in ("0", "*"):
-                r = run(1 << e, args.outputs, default, args.batch, args.inputs, Path(tmp))
+                r = run(1 << e, args.outputs, default, args.batch, args.inputs, Path(tmp), device)
                 rows.append(r)
                 print(r, file=sys.stderr, flush=True)
     print("| n | default | method | depth | gates | ops max | ops mean (over) | goal 2⌈log₂n⌉+40 | "

@@ -29,6 +29,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_device import add_device_argument, chosen_device, timed  # noqa: E402
+
+DEVICE = "cpu"      # where torch modules run: --device, set in main()
 warnings.filterwarnings("ignore")
 
 import torch  # noqa: E402
@@ -49,7 +52,10 @@ def main() -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--file", default="examples/pairs_1m.sup")
     parser.add_argument("--inputs", type=int, default=100_000)
+    add_device_argument(parser)
     args = parser.parse_args()
+    global DEVICE
+    DEVICE = chosen_device(args)
 
     start = time.perf_counter()
     circuit = dsl.load(args.file)
@@ -58,19 +64,17 @@ def main() -> None:
     net = compile_circuit(circuit, "dense")
     compile_s = time.perf_counter() - start
     info = account(net)
-    module = SupModule(net, device="cpu")
+    module = SupModule(net, device=DEVICE)
     k = circuit.sparsity or 2
     rng = np.random.default_rng(0)
     active = random_active(rng, args.inputs, circuit.n_inputs, k)
     module.forward_delta(active[:100])
-    start = time.perf_counter()
-    result = module.forward_delta(active)
-    eval_s = time.perf_counter() - start
+    result, eval_s = timed(DEVICE, module.forward_delta, active)
     ref = evaluate_active(circuit, active[:2000])
     sel = result.rows < 2000
-    agree = (np.array_equal(ref.rows, result.rows[sel].numpy())
-             and np.array_equal(ref.outputs, result.outputs[sel].numpy()))
-    mm = torch_mm_rate()
+    agree = (np.array_equal(ref.rows, result.rows[sel].cpu().numpy())
+             and np.array_equal(ref.outputs, result.outputs[sel].cpu().numpy()))
+    mm = torch_mm_rate(device=DEVICE)
     inputs_per_s = args.inputs / eval_s
     dense_macs = sum(layer.n_in * layer.n_out for layer in net.layers)
     dense_inputs_per_s = mm / dense_macs
@@ -94,7 +98,7 @@ def main() -> None:
     print(f"| useful multiply-adds per input (accounting) | {useful:,.0f} |")
     print(f"| efficiency ratio (useful MAC/s) / (torch.mm MAC/s) | {useful * inputs_per_s / mm:.3f} |")
     print(f"| multiply-adds actually executed (event-driven) per input | "
-          f"{module._compiled['delta'].macs / (args.inputs + 100):,.0f} |")
+          f"{module.delta_engine().macs / (args.inputs + 100):,.0f} |")
     print(f"| module == reference on 2,000 inputs | {agree} |")
 
 

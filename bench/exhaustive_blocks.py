@@ -29,6 +29,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
+from bench_device import add_device_argument, chosen_device  # noqa: E402
+
+DEVICE = "cpu"      # where torch modules run: --device, set in main()
 
 import torch  # noqa: E402
 
@@ -59,7 +62,7 @@ def width_of(k: int, m_out: int) -> tuple[int, int]:
 def delta_rate(circuit, model: str) -> float:
     """Inputs per second of the per-input path on ~20,000 inputs of weight K mid-domain."""
     torch.set_num_threads(1)
-    module = SupModule(load(model), device="cpu")
+    module = SupModule(load(model), device=DEVICE)
     domain = SparseDomain(circuit.n_inputs, circuit.sparsity)
     n = max(1, domain.size // 20_000)
     shard = (max(1, (n * 3) // 4), n)       # the last weight dominates the domain
@@ -82,7 +85,7 @@ def run_row(k: int, exp: int, shards: int, tmp: Path) -> dict:
     start = time.perf_counter()
     procs = [subprocess.Popen([sys.executable, "-m", "sup.cli", "verify", str(src), "--model",
                                model, "--method", "exhaustive", "--shard", f"{i}/{shards}",
-                               "--report", str(tmp / f"r{i}.json"), "--json"],
+                               "--device", DEVICE, "--report", str(tmp / f"r{i}.json"), "--json"],
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=ENV, cwd=ROOT)
              for i in range(1, shards + 1)]
     for p in procs:
@@ -125,7 +128,10 @@ def main() -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", default="2:10,2:11,2:12,2:13,2:14,2:15,2:16,3:10,3:11,3:12")
     parser.add_argument("--shards", type=int, default=1, help="parallel processes (default 1)")
+    add_device_argument(parser)
     args = parser.parse_args()
+    global DEVICE
+    DEVICE = chosen_device(args)
     print("| m' | k | features | neurons | domain | verified | min margin | block path wall s "
           "(processes) | block path CPU s | values evaluated exactly | per-input path inputs/s | "
           "per-input path CPU s (estimated) | CPU speed-up |")

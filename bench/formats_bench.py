@@ -32,6 +32,10 @@ import warnings
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_device import add_device_argument, chosen_device  # noqa: E402
+
+DEVICE = "cpu"      # where torch modules run: --device, set in main()
 warnings.filterwarnings("ignore")
 
 import torch  # noqa: E402
@@ -58,8 +62,8 @@ def smt(path: Path, dtype: str, timeout_s: float, jobs: int) -> dict:
     circuit = formats.load(path)
     outputs = list(range(circuit.n_outputs))
     if jobs <= 1 or len(outputs) < 2:
-        return _smt_part((str(path), dtype, timeout_s, outputs))
-    parts = [(str(path), dtype, timeout_s, outputs[j::jobs]) for j in range(jobs)]
+        return _smt_part((str(path), dtype, timeout_s, outputs, DEVICE))
+    parts = [(str(path), dtype, timeout_s, outputs[j::jobs], DEVICE) for j in range(jobs)]
     with multiprocessing.get_context("spawn").Pool(jobs) as pool:
         reports = pool.map(_smt_part, parts)
     refuted = sum(r["outputs_refuted"] for r in reports)
@@ -73,11 +77,11 @@ def smt(path: Path, dtype: str, timeout_s: float, jobs: int) -> dict:
 
 
 def _smt_part(job) -> dict:
-    path, dtype, timeout_s, outputs = job
+    path, dtype, timeout_s, outputs, device = job
     torch.set_num_threads(1)
     circuit = formats.load(path)
     net = compile_circuit(circuit, target="dense")
-    module = SupModule(net, dtype=getattr(torch, dtype), device="cpu")
+    module = SupModule(net, dtype=getattr(torch, dtype), device=device)
     return verify_smt(circuit, net, module, timeout_ms=int(timeout_s * 1000), outputs=outputs,
                       progress=False)
 
@@ -89,7 +93,7 @@ def run(path: Path, timeout_s: float, samples: int, smt_dtype: str = "float32",
     net = compile_circuit(circuit, target="dense")
     compile_s = time.perf_counter() - start
     info = account(net)
-    module = SupModule(net, device="cpu")
+    module = SupModule(net, device=DEVICE)
     row = {"circuit": f"{path.parent.name}/{path.name}", "inputs": circuit.n_inputs,
            "outputs": circuit.n_outputs, "gates": circuit.n_gates, "neurons": info["neurons"],
            "params": info["params_nonzero"], "compile_s": compile_s}
@@ -148,7 +152,10 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=1,
                         help="SMT: processes proving outputs in parallel (default 1); the "
                         "seconds column is then wall time")
+    add_device_argument(parser)
     args = parser.parse_args()
+    global DEVICE
+    DEVICE = chosen_device(args)
     torch.set_num_threads(max(1, min(4, os.cpu_count() or 1)))
     root = Path(args.circuits)
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}; "

@@ -26,6 +26,10 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_device import add_device_argument, chosen_device  # noqa: E402
+
+DEVICE = "cpu"      # where torch modules run: --device, set in main()
 
 import dsl  # noqa: E402
 from dsl.semantics import active_to_dense, evaluate, evaluate_active  # noqa: E402
@@ -55,7 +59,10 @@ def main() -> None:
     parser.add_argument("--features", type=int, default=4096)
     parser.add_argument("--inputs", type=int, default=100_000)
     parser.add_argument("--active", type=int, default=3)
+    add_device_argument(parser)
     args = parser.parse_args()
+    global DEVICE
+    DEVICE = chosen_device(args)
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "pairs.sup"

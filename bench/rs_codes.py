@@ -25,6 +25,10 @@ import warnings
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_device import add_device_argument, chosen_device  # noqa: E402
+
+DEVICE = "cpu"      # where torch modules run: --device, set in main()
 warnings.filterwarnings("ignore")
 
 import torch  # noqa: E402
@@ -59,7 +63,7 @@ def run(text: str, family: str, exhaustive_limit: float) -> dict:
     compile_s = time.perf_counter() - start
     info = account(net).to_json()
     rs = net.meta["codes"]["rs"]
-    module = SupModule(net, device="cpu")
+    module = SupModule(net, device=DEVICE)
     cert = verify(circuit, net, module, "structural")
     domain = verification_domain(circuit).size
     exhaustive = None
@@ -131,7 +135,10 @@ def main() -> None:
                         help="run the exhaustive verifier where domain x outputs <= this")
     parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
     parser.add_argument("--table", action="store_true", help="print the stored rows only")
+    add_device_argument(parser)
     args = parser.parse_args()
+    global DEVICE
+    DEVICE = chosen_device(args)
     torch.set_num_threads(args.threads)
     rows = json.loads(RESULTS.read_text()) if RESULTS.exists() else []
     print(HEADER)

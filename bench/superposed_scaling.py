@@ -3,6 +3,7 @@
     python bench/superposed_scaling.py [--max-exp 14] [--exhaustive-limit 9000000]
     python bench/superposed_scaling.py --only 2:15,2:16 --channels 8      # single rows
     python bench/superposed_scaling.py --all-pairs 32,64,128 --only none  # all-pairs AND
+    python bench/superposed_scaling.py --only 2:20 --channels 8 --progress  # each search step
 
 For m' = 2^10 ... 2^max random pairwise ANDs over m'/4 features at sparsity k = 2 (and k = 3
 up to 2^12), compile with --target superposed (search for the smallest exact width), prove it
@@ -35,6 +36,11 @@ from dsl.domain import SparseDomain  # noqa: E402
 from verify import verify_exhaustive  # noqa: E402
 from verify.structural import verify_structural  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_device import add_device_argument, chosen_device  # noqa: E402
+
+DEVICE = "cpu"      # where torch modules run: --device, set in main()
+
 RESULTS = Path(__file__).resolve().parent / "results" / "superposed_scaling.json"
 
 
@@ -49,14 +55,22 @@ def all_pairs_text(m: int) -> str:
             f"j in i+1..{m};")
 
 
-def run(text: str, name: str, exhaustive_limit: int, channels) -> dict:
+def run(text: str, name: str, exhaustive_limit: int, channels, progress=False) -> dict:
     circuit = dsl.loads(text, f"{name}.sup")
     m_out, k, features = circuit.n_outputs, circuit.sparsity, circuit.n_inputs
     start = time.perf_counter()
-    net = compile_circuit(circuit, "superposed", channels=channels)
+    cpu = time.process_time()
+
+    def tell(entry):
+        print(f"  {time.perf_counter() - start:8.1f} s wall {time.process_time() - cpu:8.1f} s cpu:"
+              f" n = {entry['n']}, t = {entry['t']}, failing {entry['failing']:,}",
+              file=sys.stderr, flush=True)
+    net = compile_circuit(circuit, "superposed", channels=channels,
+                          progress=tell if progress else None)
     compile_s = time.perf_counter() - start
+    compile_cpu_s = time.process_time() - cpu
     info = account(net)
-    module = SupModule(net, device="cpu")
+    module = SupModule(net, device=DEVICE)
     structural = verify_structural(circuit, net, module)
     size = SparseDomain(circuit.n_inputs, k).size
     exhaustive = None
@@ -67,6 +81,7 @@ def run(text: str, name: str, exhaustive_limit: int, channels) -> dict:
     return {"family": name.split("_")[0], "m_out": m_out, "k": k, "features": features, "neurons": n,
             "t": net.meta["channel_size"], "ratio_lower": n / math.sqrt(m_out * log),
             "ratio_naive": n / m_out, "params": info["params_nonzero"],
+            "compile_cpu_s": compile_cpu_s,
             "params_ratio": info["params_nonzero"] / (m_out * log), "compile_s": compile_s,
             "structural": structural["verified"], "structural_s": structural["seconds"],
             "domain": size, "exhaustive": None if exhaustive is None else exhaustive["verified"],
@@ -119,7 +134,12 @@ def main() -> None:
     parser.add_argument("--exhaustive-limit", type=int, default=9_000_000)
     parser.add_argument("--channels", default="6,8,12,16")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    parser.add_argument("--progress", action="store_true",
+                        help="print each width the search tries (time, n, t, failing) on stderr")
+    add_device_argument(parser)
     args = parser.parse_args()
+    global DEVICE
+    DEVICE = chosen_device(args)
     torch.set_num_threads(args.threads)
     channels = tuple(int(c) for c in args.channels.split(","))
     rows = json.loads(RESULTS.read_text()) if RESULTS.exists() else []
@@ -128,7 +148,7 @@ def main() -> None:
           "domain | exhaustive (s) |")
     print("|" + "---|" * 14)
     for text, name in jobs(args):
-        row = run(text, name, args.exhaustive_limit, channels)
+        row = run(text, name, args.exhaustive_limit, channels, args.progress)
         rows = store(row)
         print(table_row(row), flush=True)
     plot(rows)
@@ -142,7 +162,7 @@ def plot(rows) -> None:
     except ImportError:
         print("matplotlib not installed: no plot")
         return
-    fig, (ax, bx) = plt.subplots(1, 2, figsize=(11, 4))
+    fig, (ax, bx, cx) = plt.subplots(1, 3, figsize=(16, 4))
     for fam, k, style in (("pairs", 2, "o-"), ("pairs", 3, "s-"), ("allpairs", 2, "^-")):
         pts = sorted((r for r in rows if r["family"] == fam and r["k"] == k), key=lambda r: r["m_out"])
         if not pts:
@@ -150,18 +170,23 @@ def plot(rows) -> None:
         label = f"{'random pairs' if fam == 'pairs' else 'all pairs'}, k={k}"
         ax.plot([r["m_out"] for r in pts], [r["neurons"] for r in pts], style, label=label)
         bx.plot([r["m_out"] for r in pts], [r["ratio_lower"] for r in pts], style, label=label)
+        cx.plot([r["m_out"] for r in pts], [r["compile_s"] for r in pts], style,
+                label=f"{label} ({max(r['date'][:10] for r in pts)})")
     xs = sorted({r["m_out"] for r in rows})
     ax.plot(xs, [math.sqrt(x * math.log2(x)) for x in xs], "--", label="sqrt(m' log2 m')")
     ax.plot(xs, xs, ":", label="naive m'")
-    for a in (ax, bx):
+    for a in (ax, bx, cx):
         a.set_xscale("log", base=2)
         a.set_xlabel("output features m'")
-        a.legend(fontsize=8)
+        a.legend(fontsize=7 if a is cx else 8)
     ax.set_yscale("log", base=2)
     ax.set_ylabel("neurons")
     ax.set_title("Smallest exact width found (pairwise AND)")
     bx.set_ylabel("neurons / sqrt(m' log2 m')")
     bx.set_title("Ratio to the lower-bound shape")
+    cx.set_yscale("log")
+    cx.set_ylabel("compile seconds (2-core machine, shared)")
+    cx.set_title("Compile time (width search + repair)")
     fig.tight_layout()
     out = Path(__file__).resolve().parents[1] / "docs" / "superposed_scaling.png"
     fig.savefig(out, dpi=120)

@@ -24,6 +24,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_device import add_device_argument, chosen_device  # noqa: E402
+
+DEVICE = "cpu"      # where torch modules run: --device, set in main()
 warnings.filterwarnings("ignore")
 
 import numpy as np  # noqa: E402
@@ -40,9 +43,9 @@ from verify import verify_exhaustive, verify_smt  # noqa: E402
 def exhaustive(path: str) -> None:
     circuit = dsl.load(path)
     net = compile_circuit(circuit, "dense")
-    module = SupModule(net, device="cpu")
+    module = SupModule(net, device=DEVICE)
     report = verify_exhaustive(circuit, module, progress=False)
-    macs = module._compiled["delta"].macs
+    macs = module.delta_engine().macs
     mm = torch_mm_rate()
     secs = report["seconds"]
     first = net.layers[0].column_nnz().astype(float)
@@ -72,7 +75,7 @@ def smt_sizes() -> None:
                 " output y[u, v] = x[u] & x[v] for (u, v) in P;")
         circuit = dsl.loads(text, "smt_bench.sup")
         net = compile_circuit(circuit, "dense")
-        report = verify_smt(circuit, net, SupModule(net, device="cpu"),
+        report = verify_smt(circuit, net, SupModule(net, device=DEVICE),
                             outputs=list(range(outputs)), progress=False)
         print(f"| {pairs:,} pairs over {features:,} features (first {outputs}) | "
               f"{report['outputs_checked']} | {report['seconds']:.2f} | "
@@ -84,7 +87,10 @@ def main() -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--exhaustive", default="examples/pairs_1k.sup")
     parser.add_argument("--skip-smt", action="store_true")
+    add_device_argument(parser)
     args = parser.parse_args()
+    global DEVICE
+    DEVICE = chosen_device(args)
     exhaustive(args.exhaustive)
     if not args.skip_smt:
         smt_sizes()

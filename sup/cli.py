@@ -20,6 +20,9 @@ from toymodels import commands as toy_commands
 from verify import PATHS
 
 from . import argtypes, compile_cmds, frontend_cmds, import_cmds, run_cmds, verify_cmds
+from . import export_cmds
+from . import activations_cmds
+from . import ray_cmds
 from .output import UsageError, emit, report_error
 
 DESCRIPTION = """\
@@ -195,8 +198,12 @@ def build_parser() -> argparse.ArgumentParser:
     _superposed_options(ver)
     _conditional_options(ver)
     ver.add_argument("--method", default="auto", choices=("auto", *METHODS),
-                     help="auto: exhaustive up to 200M inputs, else sample (default); "
+                     help="auto: structural for superposed channel networks, else the cheaper "
+                     "of exhaustive and smt by estimated time (default; verify/auto.py); "
                      "structural: exact combinatorial proof for superposed channel networks")
+    ver.add_argument("--max-seconds", type=argtypes.seconds, default=300.0, metavar="S",
+                     help="refuse up front (exit 2) an exhaustive check, or an auto choice, "
+                     "whose estimated time exceeds S (default 300)")
     ver.add_argument("--shard", metavar="I/N", help="exhaustive: check only part I of N")
     ver.add_argument("--merge", nargs="+", metavar="REPORT",
                      help="combine shard reports (written with --report) into one verdict")
@@ -223,10 +230,13 @@ def build_parser() -> argparse.ArgumentParser:
     ver.add_argument("--dtype", choices=("float32", "float64"),
                      help="number type of the forward pass (default: float32; float64 for "
                      "conditional networks, whose table keys need exact integers)")
+    ray_cmds.add_arguments(ver)
     ver.set_defaults(run=verify_cmds.cmd_verify)
 
     import_cmds.register(sub, _common)
+    export_cmds.register(sub, _common)
     run_cmds.register(sub)
+    activations_cmds.register(sub)
     _toy(sub)
     return parser
 

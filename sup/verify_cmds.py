@@ -10,15 +10,15 @@ import torch
 
 from backends import ModelFileError, load
 from backends.serialize import model_path
-from dsl.domain import parse_shard, verification_domain
+from dsl.domain import parse_shard
 from dsl.semantics import evaluate_active
 from verify import MethodUnavailable, check_method, merge, module_for, verify
+from verify.auto import check_budget, choose, smt_hint
 from verify.report import Report, fingerprint
 
 from .compile_cmds import compile_from_args
+from . import ray_cmds
 from .output import EXIT_MISMATCH, EXIT_OK, EXIT_UNDECIDED, UsageError, emit
-
-AUTO_EXHAUSTIVE_LIMIT = 200_000_000
 
 
 def _network(args, circuit):
@@ -54,8 +54,22 @@ def _method(args, circuit, net) -> tuple:
         except MethodUnavailable as exc:
             return args.method, str(exc)
         return args.method, None
-    size = verification_domain(circuit).size     # a don't-care table's rows count, not 2^w
-    return ("exhaustive" if size <= AUTO_EXHAUSTIVE_LIMIT else "sample"), None
+    return "auto", None          # chosen by estimated cost once the module exists (_choose)
+
+
+def _choose(args, circuit, net, module, method: str, shard, structural: bool = True):
+    """(method to run, the auto Choice or None); TooExpensive becomes a UsageError (exit 2)."""
+    options = dict(shard=shard, path=args.path, batch=args.batch)
+    try:
+        if method == "auto":
+            choice = choose(circuit, net, module, args.max_seconds, args.timeout,
+                            structural=structural, **options)
+            return choice.method, choice
+        check_budget(circuit, net, module, method, args.max_seconds, timeout_s=args.timeout,
+                     **options)
+    except ValueError as exc:      # TooExpensive, or a --path the probe finds not applicable
+        raise UsageError(str(exc)) from None
+    return method, None
 
 
 def _not_applicable(method: str, why: str, module) -> Report:
@@ -101,11 +115,33 @@ def cmd_verify(args, circuit) -> int:
     if unavailable:
         return _finish(args, _not_applicable(method, unavailable, module))
     try:
-        shard = parse_shard(args.shard) if args.shard and method == "exhaustive" else (1, 1)
+        shard = parse_shard(args.shard) if args.shard and method in ("exhaustive", "auto") \
+            else (1, 1)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
+    method, choice = _choose(args, circuit, net, module, method, shard)
+    shard = shard if method == "exhaustive" else (1, 1)
+    report = _run(args, circuit, net, module, method, shard)
+    if choice is not None and method == "structural" and report["verified"] is None:
+        method, choice = _choose(args, circuit, net, module, "auto", shard, structural=False)
+        choice.why = f"structural left outputs undecided; {choice.why}"
+        shard = shard if method == "exhaustive" else (1, 1)
+        report = _run(args, circuit, net, module, method, shard)
+    model_sha = fingerprint(model_path(args.model)) if args.model else f"target:{net.target}"
+    report = _with_expected(report, circuit, module)
+    if choice is not None:
+        report = report.with_fields(auto=choice.as_dict())
+    if method == "smt" and smt_hint(net):
+        report = report.with_fields(hint=smt_hint(net))
+    return _finish(args, report.with_fields(circuit_sha=fingerprint(args.file),
+                                            model_sha=model_sha, target=net.target))
+
+
+def _run(args, circuit, net, module, method: str, shard) -> Report:
+    """The report of `method` on the module (a path that does not apply: UsageError)."""
     try:
-        report = verify(circuit, net, module, method, shard=shard, batch=args.batch,
+        return ray_cmds.runner(args, verify)(circuit, net, module, method, shard=shard,
+                                             batch=args.batch,
                         path=args.path, timeout_ms=int(args.timeout * 1000),
                         samples=args.samples, seed=args.seed or 0,
                         max_counterexamples=args.max_counterexamples, progress=not args.json)
@@ -113,10 +149,6 @@ def cmd_verify(args, circuit) -> int:
         if not (method == "exhaustive" and args.path in ("blocks", "delta")):
             raise
         raise UsageError(str(exc)) from None
-    model_sha = fingerprint(model_path(args.model)) if args.model else f"target:{net.target}"
-    report = _with_expected(report, circuit, module)
-    return _finish(args, report.with_fields(circuit_sha=fingerprint(args.file),
-                                            model_sha=model_sha, target=net.target))
 
 
 def _merge(args, merge):
@@ -145,6 +177,8 @@ def _text(r: dict) -> str:
     verdict = {True: "VERIFIED", False: "COUNTEREXAMPLE FOUND", None: "UNDECIDED"}[r["verified"]]
     lines = [f"{verdict} ({r['method']})" + (f" for the {r['dtype']} module"
                                              if r.get("dtype") else "")]
+    if r.get("auto"):
+        lines.append(f"method                auto chose {r['auto']['chosen']}: {r['auto']['why']}")
     lines += [f"why: {why}" for why in _undecided_reasons(r)] if r["verified"] is None else []
     if r.get("inputs_checked") is not None:
         lines.append(f"inputs checked        {r['inputs_checked']:,} of {r.get('domain_size', '?'):,}"
@@ -178,6 +212,8 @@ def _text(r: dict) -> str:
                      "lists them)")
     if r.get("note"):
         lines.append(f"note: {r['note']}")
+    if r.get("hint"):
+        lines.append(f"hint: {r['hint']}")
     return "\n".join(lines)
 
 
