@@ -245,3 +245,58 @@ def test_chunked_batches_equal_one_chunk_and_the_cache_joins_them():
     _, want = whole.run_with_cache(x)
     assert all(torch.equal(cache[name], want[name]) for name in want)
     assert tiny.forward_active(torch.zeros(0, 2, dtype=torch.long)).shape == (0, net.n_outputs)
+
+
+def transformer_lens_snippet(model, tokens):
+    """The pattern of TransformerLens's docs: cache every activation, then ablate through a
+    hook on hook_post and read the result; run unchanged on either library's model."""
+    logits, cache = model.run_with_cache(tokens)
+    post = cache["layers.0.hook_post"]
+
+    def mean_ablation_hook(value, hook):
+        value[:, :3] = value[:, :3].mean(0)
+        return value
+    ablated = model.run_with_hooks(tokens, fwd_hooks=[("layers.0.hook_post", mean_ablation_hook)])
+    return logits, post, ablated, sorted(cache.keys())
+
+
+def test_transformer_lens_gives_the_same_answers_on_the_same_network():
+    """With TransformerLens installed: the same network as a TransformerLens HookedRootModule
+    (its own HookPoint and run_with_* code) gives the same caches and ablations as sup's."""
+    tl = pytest.importorskip("transformer_lens")
+    model = SupModule(compiled("multilevel.sup", "dense"), dtype=torch.float64, device="cpu")
+    seq = model.to_sequential()
+
+    class TLLayer(torch.nn.Module):
+        def __init__(self, linear, relu):
+            super().__init__()
+            self.linear, self.relu = linear, relu
+            self.hook_pre, self.hook_post = tl.hook_points.HookPoint(), tl.hook_points.HookPoint()
+
+        def forward(self, h):
+            pre = self.hook_pre(self.linear(h))
+            return self.hook_post(torch.relu(pre) if self.relu else pre)
+
+    class TLModel(tl.HookedRootModule):
+        def __init__(self):
+            super().__init__()
+            self.hook_in = tl.hook_points.HookPoint()
+            linears = [m for m in seq if isinstance(m, torch.nn.Linear)]
+            self.layers = torch.nn.ModuleList(TLLayer(lin, layer.relu)
+                                              for lin, layer in zip(linears, model.layers))
+            self.hook_out = tl.hook_points.HookPoint()
+            self.setup()
+
+        def forward(self, x):
+            h = self.hook_in(x)
+            for layer in self.layers:
+                h = layer(h)
+            return self.hook_out(h)
+
+    tokens = torch.as_tensor((np.random.default_rng(9).random((40, model.n_inputs)) < 0.3) * 1.0)
+    theirs = transformer_lens_snippet(TLModel(), tokens)
+    ours = transformer_lens_snippet(model, tokens)
+    assert ours[3] == theirs[3]
+    for a, b in zip(ours[:3], theirs[:3]):
+        assert torch.allclose(a, b)
+    assert not torch.equal(ours[2], ours[0])         # the ablation did something
