@@ -201,6 +201,8 @@ def test_torch_compile_runs_the_dense_path():
     x = torch.as_tensor((np.random.default_rng(6).random((16, 5)) < 0.5).astype(np.float64))
     compiled_model = torch.compile(model.to_sequential(), backend="eager")
     assert torch.allclose(compiled_model(x), model(x))
+    compiled_sup = torch.compile(model, backend="eager")      # the module itself (graph breaks
+    assert torch.equal(compiled_sup(x), model(x))             # allowed around its caches)
 
 
 @pytest.mark.parametrize("name,target", CASES[:3])
