@@ -14,9 +14,10 @@ from .report import merge
 from .sample import verify_sample
 from .run import MethodUnavailable, check_method, module_for, verify
 from .smt import verify_smt
+from .smt_boolean import verify_smt_boolean
 from .smt_tree import verify_smt_tree
 from .structural import verify_structural
 
 __all__ = ["MethodUnavailable", "PATHS", "check_method", "merge", "module_for", "verify",
-           "verify_exhaustive", "verify_sample", "verify_smt", "verify_smt_tree",
-           "verify_structural"]
+           "verify_exhaustive", "verify_sample", "verify_smt", "verify_smt_boolean",
+           "verify_smt_tree", "verify_structural"]

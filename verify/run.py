@@ -15,7 +15,7 @@ from compiler import TARGETS
 from .code_certificate import is_rs_coded, verify_rs_certificate
 from .exhaustive import verify_exhaustive
 from .sample import verify_sample
-from .smt import verify_smt
+from .smt_boolean import verify_smt_boolean
 from .smt_tree import verify_smt_tree
 from .structural import verify_structural
 
@@ -70,7 +70,7 @@ def verify(circuit, net, module=None, method: str = "exhaustive", *, shard=(1, 1
                                          max_counterexamples=max_counterexamples)
         return verify_structural(circuit, net, module, max_counterexamples=max_counterexamples)
     if method == "smt":
-        prove = verify_smt if isinstance(module, SupModule) else verify_smt_tree
+        prove = verify_smt_boolean if isinstance(module, SupModule) else verify_smt_tree
         return prove(circuit, net, module, timeout_ms=timeout_ms,
                      max_counterexamples=max_counterexamples, progress=progress)
     if method == "sample":

@@ -1,0 +1,79 @@
+"""Boolean-neuron SMT proofs (verify/smt_boolean.py) on benchmark circuits (issue 13 part 2).
+
+    python bench/smt_circuits.py [--timeout-ms 2000] [--dtype float32] [CIRCUIT ...]
+
+Each circuit (default: ISCAS-85 c17, c432, c499, c880 and EPFL ctrl, int2float, dec, cavlc
+from ../shared/circuits) is compiled with --target dense, loaded as a CPU module and proved
+with `verify(..., method="smt")`; then one planted bug (the read-out bias of output 0 moved by
+one, so the all-zero input gets it wrong) must be refuted with a replayed counterexample.
+Prints one table row per circuit: seconds to prove, verdict, encoding, seconds to refute.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import sys
+import time
+import warnings
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+warnings.filterwarnings("ignore")
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+import sup  # noqa: E402
+from dsl.semantics import evaluate  # noqa: E402
+from verify import verify  # noqa: E402
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "circuits"
+DEFAULT = [SHARED / "iscas85" / f"{c}.bench" for c in ("c17", "c432", "c499", "c880")] + \
+          [SHARED / "epfl" / f"{c}.aig" for c in ("ctrl", "int2float", "dec", "cavlc")]
+
+
+def planted(circuit, net):
+    """A copy of `net` whose read-out bias of output 0 is moved by one (wrong on input {})."""
+    bad = copy.deepcopy(net)
+    spec0 = evaluate(circuit, np.zeros((1, circuit.n_inputs), bool))[0, 0]
+    last = bad.layers[-1]
+    last.bias = last.bias.copy()
+    last.bias[0] += 1.0 if spec0 == 0 else -1.0
+    return bad
+
+
+def row(path, dtype, timeout_ms) -> str:
+    """Prove and refute one circuit; the table row."""
+    circuit = sup.load(path)
+    net = sup.compile(circuit, "dense")
+    module = sup.to_module(net, dtype=dtype, device="cpu")
+    good = verify(circuit, net, module, method="smt", timeout_ms=timeout_ms, progress=False)
+    bad_net = planted(circuit, net)
+    bad = verify(circuit, bad_net, sup.to_module(bad_net, dtype=dtype, device="cpu"),
+                 method="smt", timeout_ms=timeout_ms, progress=False)
+    enc = good.get("encoding", {})
+    verdict = {True: "verified", False: "REFUTED", None: "undecided"}[good["verified"]]
+    refuted = "refuted" if bad["verified"] is False and bad["counterexamples"] else "NOT refuted"
+    return (f"| {Path(path).stem} | {circuit.n_inputs} | {circuit.n_outputs} | {len(net.layers)} | "
+            f"{verdict} {good['outputs_checked']}/{good['outputs_total']} | {good['seconds']:.2f} | "
+            f"{enc.get('name')} ({enc.get('boolean')} boolean, {enc.get('levelled')} levelled, "
+            f"{enc.get('real')} real; {enc.get('miter')}) | {refuted} | {bad['seconds']:.2f} |")
+
+
+def main() -> None:
+    """Parse the arguments and print the table."""
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("circuits", nargs="*", type=Path, default=DEFAULT)
+    ap.add_argument("--timeout-ms", type=int, default=2000)
+    ap.add_argument("--dtype", choices=("float32", "float64"), default="float32")
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    print("| circuit | inputs | outputs | layers | smt | seconds | encoding | planted bug | seconds |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for path in args.circuits:
+        print(row(path, getattr(torch, args.dtype), args.timeout_ms), flush=True)
+
+
+if __name__ == "__main__":
+    main()
