@@ -27,6 +27,11 @@ def multiplier(n: int) -> str:
     """The .sup text of an n x n array multiplier (n >= 2)."""
     lines = [f"# {n}x{n} carry-save array multiplier (ISCAS-85 c6288 is the 16x16 one);",
              f"# written by `python bench/make_multiplier.py {n}`. p = a * b, p0 least significant.",
+             "#",
+             f"# Domain: every one of the 2^{2 * n} input words (no sparsity promise).",
+             "# Why it is interesting: deep arithmetic, the hard case for SMT proofs of the",
+             "# compiled network (equivalence checkers need SAT sweeping here); a benchmark for",
+             "# bench/smt_circuits.py, too large for the conditional target's tables.",
              f"circuit mult{n};", f"input a[{n}], b[{n}];"]
     lines += [f"wire s_0_{j} = a[{j}] & b[0];" for j in range(n)]
     has_c = set()                                   # (row, column) pairs with a carry wire

@@ -43,7 +43,8 @@ def one_thread():
     torch.set_num_threads(1)
 
 
-@pytest.mark.parametrize("path", [p for p in EXAMPLES if "1m" not in p.name], ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", [p for p in EXAMPLES if "1m" not in p.name and
+                                  p.stem != "mult16"], ids=lambda p: p.stem)
 def test_every_example_agrees_with_the_reference(path):
     circuit = dsl.load(path)
     net = compile_circuit(circuit, "conditional")
