@@ -552,6 +552,21 @@ def test_shards_merge_to_the_whole(kind):
         assert whole["verified"] is False
 
 
+def test_merge_needs_the_shards_to_cover_the_domain():
+    """A shard report whose inputs fall short of its range (stopped early, edited by hand) leaves
+    the merge undecided; the merged report says whether it is complete."""
+    circuit, net = _shard_source("correct")
+    module = cpu(net)
+    parts = [verify_exhaustive(circuit, module, shard=(i, 3), progress=False) for i in (1, 2, 3)]
+    merged = merge(parts)
+    assert merged["verified"] is True and merged["complete"] is True
+    assert merged["inputs_per_second"] == round(merged["inputs_checked"] / merged["seconds"], 1) \
+        if merged["seconds"] else True
+    short = dict(parts[1], inputs_checked=parts[1]["inputs_checked"] - 1)
+    assert merge([parts[0], short, parts[2]])["verified"] is None
+    assert merge(parts[:2])["complete"] is False
+
+
 def test_merge_accepts_only_exhaustive_reports():
     """A sample report (never verified) or an undecided SMT report must not become 'verified'
     by merging it (it used to: one report, shard 1 of 1 by default, no failures)."""

@@ -95,7 +95,8 @@ def merge(reports: list) -> dict:
     if failing or any(r["verified"] is False for r in reports):
         verified = False
     elif complete and all(r.get("failing_inputs", 0) == 0 and r["verified"] is not False
-                          and not r.get("thin_margin") for r in reports) and len(reports) == n:
+                          and not r.get("thin_margin") for r in reports) and len(reports) == n \
+            and _covers_domain(reports):
         verified = True
     else:
         verified = None
@@ -108,5 +109,16 @@ def merge(reports: list) -> dict:
         "min_margin": min(margins) if margins else None,
         "seconds": sum(r["seconds"] for r in reports),
         "shard": {"merged": seen, "n": n, "complete": complete},
+        "complete": complete and len(reports) == n,
     })
+    seconds = merged["seconds"]
+    merged["inputs_per_second"] = (round(merged["inputs_checked"] / seconds, 1)
+                                   if seconds else None)
     return merged
+
+
+def _covers_domain(reports: list) -> bool:
+    """The shards' inputs add up to the whole domain (when the reports say its size): a shard
+    that stopped early, or a report edited by hand, cannot make the merge verified."""
+    size = reports[0].get("domain_size")
+    return size is None or sum(r["inputs_checked"] for r in reports) == size
