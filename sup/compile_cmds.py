@@ -8,7 +8,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from backends import save
+from backends import ModelFileError, load, save
 from backends.onnx_export import OnnxUnavailable, export_onnx
 from compiler import (TARGETS, Network, OptionError, TargetUnavailable, account,
                       compile_circuit, format_accounting)
@@ -94,6 +94,23 @@ class SearchProgress:
         if self.bar is not None:
             self.bar.close()
             self.bar = None
+
+
+def network_from_args(args, circuit):
+    """The saved --model (checked against the circuit) or the circuit compiled in memory."""
+    if args.model:
+        if getattr(args, "input_code", None) is not None or getattr(args, "output_code", None) is not None:
+            raise UsageError("--input-code / --output-code compile in memory with --target "
+                             "superposed; a saved --model already holds its codes")
+        try:
+            net = load(args.model)
+        except ModelFileError as exc:
+            raise UsageError(str(exc)) from None
+        if net.n_inputs != circuit.n_inputs or net.output_names() != circuit.output_names():
+            raise UsageError(f"the model {args.model} was not compiled from this circuit "
+                             "(inputs or output names differ)")
+        return net
+    return compile_from_args(args, circuit, args.target or "dense")
 
 
 def cmd_compile(args, circuit) -> int:

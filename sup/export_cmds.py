@@ -4,11 +4,10 @@ and its network (verify/vnncomp.py explains the encoding)."""
 from __future__ import annotations
 
 from compiler import TARGETS
-from backends import ModelFileError, load
 from verify.vnncomp import VnncompError, export_benchmark
 
 from . import argtypes
-from .compile_cmds import compile_from_args
+from .compile_cmds import network_from_args
 from .output import UsageError, emit
 
 
@@ -41,24 +40,10 @@ def register(sub, common) -> None:
     vnn.set_defaults(run=cmd_vnncomp)
 
 
-def _network(args, circuit):
-    """The saved --model (checked against the circuit) or the circuit compiled in memory."""
-    if not args.model:
-        return compile_from_args(args, circuit, args.target or "dense")
-    try:
-        net = load(args.model)
-    except ModelFileError as exc:
-        raise UsageError(str(exc)) from None
-    if net.n_inputs != circuit.n_inputs or net.output_names() != circuit.output_names():
-        raise UsageError(f"the model {args.model} was not compiled from this circuit "
-                         "(inputs or output names differ)")
-    return net
-
-
 def cmd_vnncomp(args, circuit) -> int:
     """Write the benchmark and list its instances; exit 0 (2 when the export is not possible,
     1 when a planted witness does not replay)."""
-    net = _network(args, circuit)
+    net = network_from_args(args, circuit)
     try:
         instances = export_benchmark(circuit, net, args.output, plant=args.plant,
                                      timeout=args.timeout, seed=args.seed)

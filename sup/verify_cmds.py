@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from backends import ModelFileError, load
 from backends.serialize import model_path
 from dsl.domain import parse_shard
 from dsl.semantics import evaluate_active
@@ -16,26 +15,9 @@ from verify import MethodUnavailable, check_method, merge, module_for, verify
 from verify.auto import check_budget, choose, smt_hint
 from verify.report import Report, fingerprint
 
-from .compile_cmds import compile_from_args
+from .compile_cmds import network_from_args
 from . import ray_cmds
 from .output import EXIT_MISMATCH, EXIT_OK, EXIT_UNDECIDED, UsageError, emit
-
-
-def _network(args, circuit):
-    """The saved --model (checked against the circuit) or the circuit compiled in memory."""
-    if args.model:
-        if getattr(args, "input_code", None) is not None or getattr(args, "output_code", None) is not None:
-            raise UsageError("--input-code / --output-code compile in memory with --target "
-                             "superposed; a saved --model already holds its codes")
-        try:
-            net = load(args.model)
-        except ModelFileError as exc:
-            raise UsageError(str(exc)) from None
-        if net.n_inputs != circuit.n_inputs or net.output_names() != circuit.output_names():
-            raise UsageError(f"the model {args.model} was not compiled from this circuit "
-                             "(inputs or output names differ)")
-        return net
-    return compile_from_args(args, circuit, args.target or "dense")
 
 
 def _module(args, net):
@@ -109,7 +91,7 @@ def cmd_verify(args, circuit) -> int:
     """Verify (or merge shard reports) and print the verdict; exit 0 / 1 / 3 by the verdict."""
     if args.merge:
         return _finish(args, _merge(args, merge))
-    net = _network(args, circuit)
+    net = network_from_args(args, circuit)
     method, unavailable = _method(args, circuit, net)
     module = _module(args, net)
     if unavailable:

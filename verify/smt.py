@@ -294,16 +294,7 @@ def verify_smt(circuit, net, module, timeout_ms: int = 10_000, outputs=None,
         ValueError: the module's dtype is not float32 or float64.
     """
     start = time.perf_counter()
-    layers = module_layers(module)
-    unit = unit_roundoff(module.dtype)
-    # the input map as the module stores it (not the compiler's copy); a column that several
-    # features feed sums them (forward_active), so it can reach min(count, K), not just 1
-    input_map = module.input_map.detach().cpu().numpy()
-    fed = np.bincount(input_map, minlength=layers[0].n_in).astype(np.float64)
-    if circuit.sparsity is not None:
-        fed = np.minimum(fed, circuit.sparsity)
-    delta = rounding_bounds(layers, unit, np.maximum(fed, 1.0))
-    threshold = decision_threshold(module)       # as the module's `decide` compares
+    layers, input_map, delta, threshold = rounding_setup(circuit, module)
     drivers = circuit.output_drivers
     names = circuit.output_names()
     todo = range(len(drivers)) if outputs is None else outputs
@@ -331,6 +322,25 @@ def verify_smt(circuit, net, module, timeout_ms: int = 10_000, outputs=None,
         "seconds_per_output": round(float(np.mean(seconds_per)), 5) if seconds_per else None,
         "timeout_ms": timeout_ms, "dtype": str(module.dtype).replace("torch.", ""),
     }
+
+
+def rounding_setup(circuit, module):
+    """What every layered SMT encoding reads from the module: its layers (`module_layers`), its
+    input map, the per-output rounding bound of its dtype, and its decision threshold.
+
+    Returns:
+        (layers, input_map int64 [m], delta float64 [n_out], threshold as `decide` compares).
+    """
+    layers = module_layers(module)
+    unit = unit_roundoff(module.dtype)
+    # the input map as the module stores it (not the compiler's copy); a column that several
+    # features feed sums them (forward_active), so it can reach min(count, K), not just 1
+    input_map = module.input_map.detach().cpu().numpy()
+    fed = np.bincount(input_map, minlength=layers[0].n_in).astype(np.float64)
+    if circuit.sparsity is not None:
+        fed = np.minimum(fed, circuit.sparsity)
+    delta = rounding_bounds(layers, unit, np.maximum(fed, 1.0))
+    return layers, input_map, delta, decision_threshold(module)
 
 
 def _prove_output(circuit, input_map, module, layers, o, driver, delta, threshold, timeout_ms):

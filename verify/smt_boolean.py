@@ -37,10 +37,9 @@ from fractions import Fraction
 import numpy as np
 import z3
 
-from .compare import decision_threshold
 from .report import returns_report
-from .smt import (Outcomes, SpecEncoder, decide, module_layers, replay_model, rounding_bounds,
-                  unit_roundoff, verify_smt)
+from .smt import (Outcomes, SpecEncoder, decide, replay_model, rounding_setup, unit_roundoff,
+                  verify_smt)
 
 MAX_SUBSET_SUMS = 1 << 14      # distinct subset sums enumerated before a PB query decides
 
@@ -376,17 +375,6 @@ def tight_rounding_bounds(layers, unit: float, input_upper, uppers, integral) ->
     return err
 
 
-def _setup(circuit, module):
-    layers = module_layers(module)
-    unit = unit_roundoff(module.dtype)
-    input_map = module.input_map.detach().cpu().numpy()
-    fed = np.bincount(input_map, minlength=layers[0].n_in).astype(np.float64)
-    if circuit.sparsity is not None:
-        fed = np.minimum(fed, circuit.sparsity)
-    delta = rounding_bounds(layers, unit, np.maximum(fed, 1.0))
-    return layers, input_map, delta, decision_threshold(module)
-
-
 def _wrong(net, spec_value, o, threshold: Fraction, margin: Fraction):
     """z3 Bool: output o wrong, or within `margin` of the threshold."""
     low = net.readout_above(o, threshold + margin, strict=False)      # y <= t + d
@@ -398,7 +386,7 @@ def encode(circuit, module, timeout_ms: int = 2_000):
     """Everything the proofs share: (solver, network encoder, spec encoder, features,
     per-output rounding bounds, threshold). The solver is z3's SAT-based QF_FD one when no
     neuron needed a Real, else the default."""
-    layers, input_map, delta, threshold = _setup(circuit, module)
+    layers, input_map, delta, threshold = rounding_setup(circuit, module)
     features = {}
     spec = SpecEncoder(circuit, features)
     for f in range(len(input_map)):
