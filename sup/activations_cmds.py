@@ -32,6 +32,7 @@ from backends import ModelFileError, load, to_module
 from backends.ground_truth import (GroundTruthError, ground_truth, load_ground_truth,
                                    sample_inputs)
 from compiler.network import Network
+from dsl.memory import available_bytes, format_bytes
 from dsl.semantics import evaluate
 
 from . import argtypes
@@ -149,9 +150,23 @@ def collect(net, gt, args, circuit, device: str) -> dict:
             "predicted": np.concatenate(preds), "features": np.concatenate(feats)}
 
 
+def check_memory(net, gt, args) -> None:
+    """Refuse up front a dataset that would not fit in half the available memory: the arrays
+    are held whole until written (one safetensors file), so say how many samples would fit."""
+    width = max(gt.sites[args.site].width, net.n_outputs)
+    per_sample = net.n_inputs + 3 * 4 * width            # uint8 inputs, three float32 arrays
+    budget = available_bytes() // 2
+    if args.samples * per_sample > budget:
+        raise UsageError(f"--samples {args.samples:,} needs about "
+                         f"{format_bytes(args.samples * per_sample)} of memory, more than half "
+                         f"the {format_bytes(2 * budget)} available: at most "
+                         f"{max(budget // per_sample, 1):,} samples fit")
+
+
 def cmd_activations(args, circuit) -> int:
     """`sup activations`: write the dataset; print where and its shapes."""
     net, gt = _load(args, circuit)
+    check_memory(net, gt, args)
     device = _device(args.device)
     arrays = collect(net, gt, args, circuit, device)
     site = gt.sites[args.site]

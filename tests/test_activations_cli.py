@@ -74,3 +74,17 @@ def test_bad_input(tmp_path, capsys):
     code, _, err = run(capsys, "activations", tmp_path / "nope", "--site", "hook_in", "-o",
                        tmp_path / "d")
     assert code == 2 and "Traceback" not in err
+
+
+def test_a_dataset_larger_than_memory_is_refused_up_front(tmp_path, capsys, monkeypatch):
+    """The arrays are held whole until written: a request over half the available memory
+    stops before any work, saying how many samples fit."""
+    import sup.activations_cmds as activations
+    model = _model(tmp_path, "dense")
+    monkeypatch.setattr(activations, "available_bytes", lambda: 2 << 20)   # 2 MiB free
+    code, _, err = run(capsys, "activations", model, "--site", "hook_in", "--samples", 100_000,
+                       "-o", tmp_path / "d")
+    assert code == 2 and "samples fit" in err and not (tmp_path / "d.safetensors").exists()
+    code, _, _ = run(capsys, "activations", model, "--site", "hook_in", "--samples", 100,
+                     "-o", tmp_path / "d")
+    assert code == 0 and (tmp_path / "d.safetensors").exists()
