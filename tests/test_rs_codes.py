@@ -240,9 +240,12 @@ def test_layers_accounting_and_json_keys():
     assert info["codes"]["input"]["dim_over_lower_neurons"] == pytest.approx(p.d_in / lower, rel=1e-3)
 
 
-def test_not_pairwise_or_no_sparsity_is_refused():
-    for src in ("input x[8]; sparsity 2; output a = x[0] & x[1]; output b = x[2] | x[3];",
-                "input x[8]; sparsity 2; output a = x[0] & x[1] & x[2];",
+def test_uncodable_or_no_sparsity_is_refused():
+    for src in ("input x[8]; sparsity 2; output a = x[0] & x[1]; output b = x[2] ^ x[3];",
+                "input x[8]; sparsity 2; output a = x[0] & !x[1];",
+                "input x[8]; sparsity 2; wire w = x[0] & x[1]; output a = w & x[2];",
+                "input x[8]; sparsity 2; output a = atleast(2, x[0], x[1], x[2], x[3], x[4], "
+                "x[5], x[6], x[7]) | x[0];",
                 "input x[8]; output a = x[0] & x[1];",
                 "input x[8]; sparsity 1; output a = x[0] & x[1];"):
         with pytest.raises(CodeError):
@@ -366,6 +369,6 @@ def test_cli_code_kinds(tmp_path, capsys):
         err = capsys.readouterr().err
         assert "error" in err and "Traceback" not in err
     other = tmp_path / "or.sup"
-    other.write_text("input x[8]; sparsity 2; output a = x[0] | x[1];")
+    other.write_text("input x[8]; sparsity 2; output a = x[0] ^ x[1];")
     assert main(["compile", str(other), "--target", "superposed", "--input-code", "rs"]) == 2
-    assert "AND of two input features" in capsys.readouterr().err
+    assert "threshold gates over input features" in capsys.readouterr().err

@@ -26,6 +26,7 @@ module before they are reported as counterexamples (verdict False).
 
 from __future__ import annotations
 
+import itertools
 import math
 import time
 
@@ -35,9 +36,9 @@ from scipy import sparse
 
 from compiler.superposed.codes import CodeError
 from compiler.superposed.rs_codes import (RSParams, field_of, max_agreement_subsets,
-                                          neuron_index, pair_weight, subset_checks, symbols,
-                                          universal_and, code_matrix)
-from compiler.superposed.rs_compile import circuit_sparsity, pair_operands
+                                          subset_checks, symbols, code_matrix)
+from compiler.superposed.rs_compile import circuit_terms_and_sparsity
+from compiler.superposed.rs_terms import Layout, thresholds
 from dsl.semantics import DONT_CARE, evaluate_active
 
 from .compare import decision_threshold
@@ -137,8 +138,8 @@ class _Certificate:
             self.params = RSParams.from_dict(net.meta["codes"]["rs"])
         except (KeyError, TypeError, ValueError, AttributeError):
             raise NotApplicable("no combinatorial code parameters to recognise") from None
-        self.first, self.second = pair_operands(circuit)     # CodeError: not pairwise ANDs
-        self.K = circuit_sparsity(circuit)
+        # the terms come from the circuit, never from the network (CodeError: not coded gates)
+        self.terms, self.K = circuit_terms_and_sparsity(circuit)
         q, c, m = self.params.q, self.params.c, circuit.n_inputs
         if q < 1 or c < 1:
             raise NotApplicable("code parameters out of range")
@@ -162,10 +163,13 @@ class _Certificate:
             enc_rows, enc_cols = code_matrix(self.sym, q)
             enc = sparse.csr_matrix((np.ones(len(enc_rows)), (enc_rows, enc_cols)),
                                     shape=(c * q, m))
-            h_rows, h_cols, h_vals, _, _ = universal_and(c, q, self.K)
-            hidden = sparse.csr_matrix((h_vals, (h_rows, h_cols)), shape=(self.params.n, c * q))
-            if abs(hidden @ enc - first).max() != 0:
-                raise NotApplicable("the hidden layer is not the universal AND of a block code")
+            grid = self._recorded_layout()
+            h_rows, h_cols, h_vals, _, _ = grid.hidden()
+            hidden = sparse.csr_matrix((h_vals, (h_rows, h_cols)), shape=(grid.n, c * q))
+            composed = hidden @ enc
+            if composed.shape != first.shape or abs(composed - first).max() != 0:
+                raise NotApplicable("the hidden layer is not the universal count layer of a "
+                                    "block code")
             self.hidden, self.h_bias = hidden.tocsr(), layers[0].bias
             rest = layers[1:]
         else:
@@ -184,22 +188,35 @@ class _Certificate:
             mags = [self.M]
         self.M.eliminate_zeros()
         self._exact_in_dtype(first, mags, rest)
-        self.counts_ok, self.count_witness = self._pair_counts()
-        self._agreement(subset_budget)
+        self.counts_ok, self.count_witness = self._term_counts()
+        weight = self.terms.weight
+        self._agreement(subset_budget, weight)
         t, beta = self.threshold, self.beta
-        self.active_ok = c + beta > t
+        self.bound = self.L * weight                            # per output
+        live = weight > 0
+        self.active_ok = ~live | (c + beta > t)                 # no term: never true
         self.inactive_ok = self.bound + beta <= t
         self.proved = self.counts_ok & self.active_ok & self.inactive_ok
-        margins = np.minimum(c + beta - t, t - (self.bound + beta))
+        margins = np.minimum(np.where(live, c + beta - t, np.inf), t - (self.bound + beta))
         self.margin = float(margins.min(initial=math.inf)) if len(margins) else None
         self.margin_is_bound = bool(np.any((t - (self.bound + beta)) < (c + beta - t)))
         self.summary = {
             "kind": "rs", "layout": self.layout, "q": q, "blocks": c, "sparsity": self.K,
+            "term_arities": list(self.terms.arities),
             "agreement_max": self.L, "agreement_check": self.how,
-            "score_active_min": c, "score_inactive_max": self.bound,
-            "pair_counts_exact": int(self.counts_ok.sum()), "outputs": int(len(beta)),
+            "score_active_min": c, "score_inactive_max": int(self.bound.max(initial=0)),
+            "counts_exact": int(self.counts_ok.sum()), "outputs": int(len(beta)),
             "proved": bool(self.proved.all()),
         }
+
+    def _recorded_layout(self) -> Layout:
+        """The count layout of the recorded arities (only used to recognise a hidden layer
+        that reads the features directly; every count is re-checked below)."""
+        arities = tuple(self.params.arities)
+        if not arities or min(arities) < 1 or max(arities) > self.K:
+            raise NotApplicable(f"recorded term arities {list(arities)} do not fit sparsity "
+                                f"{self.K}")
+        return Layout(self.c, self.q, self.K, arities)
 
     # ---------------------------------------------------------------- symbols
 
@@ -218,13 +235,18 @@ class _Certificate:
         return sym
 
     def _symbols_from_hidden(self, hidden) -> np.ndarray:
-        """sym [m, c] from the neurons (block s, {a}, rho = 1) of a hidden layer that reads the
-        features directly: their supports must partition the features in every block."""
-        q, c, m, K = self.q, self.c, self.m, self.K
-        if hidden.shape[0] != self.params.n:
-            raise NotApplicable("the hidden layer does not have (K-1) c q(q+1)/2 neurons")
+        """sym [m, c] from the single-symbol neurons (lowest arity, first threshold) of a
+        hidden layer that reads the features directly: their supports must partition the
+        features in every block."""
+        q, c, m = self.q, self.c, self.m
+        grid = self._recorded_layout()
+        if hidden.shape[0] != grid.n:
+            raise NotApplicable(f"the hidden layer does not have the {grid.n:,} neurons of "
+                                "the recorded count layout")
+        r0 = grid.arities[0]
+        T, S = len(thresholds(r0, self.K)), len(grid.sets[r0])
         s, a = np.meshgrid(np.arange(c), np.arange(q), indexing="ij")
-        rows = neuron_index(c, q, K, s.ravel(), a.ravel(), 1)
+        rows = grid.h_off[r0] + (s.ravel() * S + a.ravel()) * T
         coo = hidden[rows].tocoo()
         if np.any(coo.data != 1):
             raise NotApplicable("single-symbol neurons with weights other than 1")
@@ -257,84 +279,82 @@ class _Certificate:
             raise NotApplicable(f"sums may reach {bound:g} >= 2^{bits}, where "
                                 f"{self.module.dtype} stops being exact")
 
-    # ---------------------------------------------------------------- pair counts
+    # ---------------------------------------------------------------- term counts
 
-    def _pair_counts(self):
-        """ok[j]: for every block s, the read-out's part through block s's neurons counts the
-        active pairs with symbols {sym[a_j, s], sym[b_j, s]} on every count vector with at most
-        K active features. Also, per output, its first wrong block and the bit mask of the
-        count vectors (self.configs) where it is wrong (or -1)."""
-        q, c, K = self.q, self.c, self.K
-        n_out = self.M.shape[0]
+    def _term_counts(self):
+        """ok[j]: for every block s, the read-out's part through block s's neurons equals the
+        number of active r-subsets whose symbol set at s is one of output j's coordinates
+        (the symbol sets of its terms there, each distinct (arity, set) once), on every count
+        vector over the symbols U_j(s) of j's features with at most K active features; every
+        such neuron must read only coordinates of U_j(s). Also, per output, its first wrong
+        block and the index of a count vector where it is wrong (or -1)."""
+        groups = _Groups(self.sym, self.terms, self.c)
         hidden = self.hidden.tocsr()
         hidden.sort_indices()
         nnz_row = np.diff(hidden.indptr)
-        h_rows = np.repeat(np.arange(hidden.shape[0]), nnz_row)
-        blocks = hidden.indices // q
-        lo = np.full(hidden.shape[0], -1, np.int64)
-        hi = np.full(hidden.shape[0], -1, np.int64)
-        if len(h_rows):
-            lo_b = np.full(hidden.shape[0], np.iinfo(np.int64).max)
-            np.minimum.at(lo_b, h_rows, blocks)
-            np.maximum.at(hi, h_rows, blocks)
-            lo = np.where(nnz_row > 0, lo_b, -1)
-        neuron_block = np.where(lo == hi, lo, -2)             # -1 empty, -2 spans blocks
-        keys = h_rows * np.int64(c * q) + hidden.indices      # sorted (CSR, sorted indices)
-        xs, ys = np.array([(x, y) for x in range(K + 1) for y in range(K + 1 - x)]).T
+        neuron_block = _neuron_blocks(hidden, self.q)
+        keys = np.repeat(np.arange(hidden.shape[0]), nnz_row) * np.int64(self.c * self.q) \
+            + hidden.indices
+        n_out = self.M.shape[0]
         ok = np.ones(n_out, dtype=bool)
-        witness = np.full((n_out, 2), -1, dtype=np.int64)     # (block, mask of wrong configs)
+        witness = np.full((n_out, 2), -1, dtype=np.int64)       # (block, count vector index)
         M = self.M
         M.sort_indices()
         row_nnz = np.diff(M.indptr)
-        step_rows = max(1, ENTRY_CHUNK // max(1, int(row_nnz.max(initial=1))))
-        for start in range(0, n_out, step_rows):
-            stop = min(n_out, start + step_rows)
+        step = max(1, ENTRY_CHUNK // max(1, int(row_nnz.max(initial=1)) * self.c))
+        for start in range(0, n_out, step):
+            stop = min(n_out, start + step)
             lo_e, hi_e = M.indptr[start], M.indptr[stop]
             j = np.repeat(np.arange(start, stop), row_nnz[start:stop])
             i = M.indices[lo_e:hi_e]
             val = M.data[lo_e:hi_e]
             s = neuron_block[i]
-            bad = s < 0                                        # constant or multi-block neuron
-            s = np.where(bad, 0, s)
-            a_sym = self.sym[self.first[j], s]
-            b_sym = self.sym[self.second[j], s]
-            same = a_sym == b_sym
-            w_a = _lookup(keys, hidden.data, i * (c * q) + s * q + a_sym)
-            w_b = np.where(same, 0.0, _lookup(keys, hidden.data, i * (c * q) + s * q + b_sym))
-            covered = (w_a != 0).astype(np.int64) + (w_b != 0) == nnz_row[i]
-            bad |= ~covered
-            ok[np.unique(j[bad])] = False
-            pre = w_a[:, None] * xs[None, :] + w_b[:, None] * ys[None, :] + self.h_bias[i][:, None]
-            contrib = val[:, None] * np.maximum(pre, 0.0)
-            group = (j - start) * c + s
-            n_groups = (stop - start) * c
-            g = np.stack([np.bincount(group, weights=contrib[:, k], minlength=n_groups)
-                          for k in range(len(xs))], axis=1)     # [groups, configs]
-            jj = np.repeat(np.arange(start, stop), c)
-            ss = np.tile(np.arange(c), stop - start)
-            same_g = self.sym[self.first[jj], ss] == self.sym[self.second[jj], ss]
-            target = np.where(same_g[:, None], xs * (xs - 1) / 2.0, (xs * ys)[None, :] * 1.0)
-            compare = ~same_g[:, None] | (ys == 0)[None, :]    # one symbol: y is not a count
-            wrong = (g != target) & compare
-            bad_g = np.flatnonzero(wrong.any(axis=1))
-            if len(bad_g):
-                ok[jj[bad_g]] = False
-                mask = wrong[bad_g].astype(np.int64) @ (np.int64(1) << np.arange(len(xs)))
-                first_bad = np.unique(jj[bad_g], return_index=True)[1]   # first block per output
-                witness[jj[bad_g][first_bad]] = np.stack([ss[bad_g], mask], axis=1)[first_bad]
-        self.configs = np.stack([xs, ys], axis=1)
+            bad = s < 0                                          # constant or multi-block neuron
+            ok[j[bad]] = False
+            j, i, val, s = j[~bad], i[~bad], val[~bad], s[~bad]
+            chunk = groups.chunk(start, stop, self.K)
+            for u, part in chunk.items():
+                g_ids, U, configs, target = part                  # groups of u symbols
+                pos = chunk_lookup(g_ids, (j - start) * self.c + s)
+                sel = pos >= 0
+                if not sel.any() and not len(g_ids):
+                    continue
+                jj, ii, vv, gg = j[sel], i[sel], val[sel], pos[sel]
+                w = np.stack([_lookup(keys, hidden.data, ii * (self.c * self.q)
+                                      + s[sel] * self.q + U[gg, p]) for p in range(u)], axis=1) \
+                    if u else np.zeros((len(ii), 0))
+                covered = (w != 0).sum(axis=1) == nnz_row[ii]
+                ok[jj[~covered]] = False
+                pre = w @ configs.T + self.h_bias[ii][:, None]
+                contrib = vv[:, None] * np.maximum(pre, 0.0)
+                got = np.stack([np.bincount(gg, weights=contrib[:, k], minlength=len(g_ids))
+                                for k in range(len(configs))], axis=1)
+                wrong = got != target
+                bad_g = np.flatnonzero(wrong.any(axis=1))
+                if len(bad_g):
+                    out_j = g_ids[bad_g] // self.c + start
+                    ok[out_j] = False
+                    first_cfg = wrong[bad_g].argmax(axis=1)
+                    keep = witness[out_j, 0] < 0
+                    witness[out_j[keep]] = np.stack([g_ids[bad_g][keep] % self.c,
+                                                     first_cfg[keep] * 0 + first_cfg[keep]],
+                                                    axis=1)
+                    self._witness_cfg = getattr(self, "_witness_cfg", {})
+                    for o, g, k in zip(out_j[keep], bad_g[keep], first_cfg[keep]):
+                        self._witness_cfg[int(o)] = (U[g, :u].copy(), configs[k].copy())
         return ok, witness
 
     # ---------------------------------------------------------------- agreement
 
-    def _agreement(self, budget) -> None:
+    def _agreement(self, budget, weight) -> None:
         """L (set on self), an upper bound on the blocks two distinct features agree in, proved
-        directly (block subsets) or by recognising the Reed-Solomon code; the bound on an
-        inactive output's score is then 2 L floor(K^2/4)."""
-        c, m, K = self.c, self.m, self.K
-        weight = 2 * pair_weight(K)
+        directly (block subsets) or by recognising the Reed-Solomon code; the bound on the score
+        of an output none of whose terms is active is then L * weight[j]."""
+        c, m = self.c, self.m
         t, beta = self.threshold, self.beta
-        need = np.floor((t - beta) / weight).astype(np.int64) if len(beta) else np.array([c])
+        live = weight > 0
+        need = np.floor((t - beta[live]) / weight[live]).astype(np.int64) if live.any() \
+            else np.array([c])
         want = int(np.clip(need.min(initial=c), 0, c))
         self.how = "block subsets"
         if subset_checks(c, want) * m <= budget:
@@ -344,7 +364,6 @@ class _Certificate:
         else:
             L = self._recognise()
         self.L = int(min(L, c))
-        self.bound = weight * self.L
 
     def _recognise(self) -> int:
         """lambda, when the symbols are the Reed-Solomon code of the recorded parameters over a
@@ -367,9 +386,9 @@ class _Certificate:
     def why(self, failing) -> str:
         """The kinds of failure among `failing` outputs."""
         parts = []
-        for name, mask in (("pair counts not exact", ~self.counts_ok),
-                           ("an active pair does not cross the threshold", ~self.active_ok),
-                           (f"inactive score bound {self.bound} (agreement <= {self.L}) reaches "
+        for name, mask in (("term counts not exact", ~self.counts_ok),
+                           ("an active term does not cross the threshold", ~self.active_ok),
+                           (f"inactive score bound (agreement <= {self.L}) reaches "
                             "the threshold", ~self.inactive_ok)):
             count = int(mask[failing].sum())
             if count:
@@ -378,62 +397,74 @@ class _Certificate:
 
     def counterexample(self, j: int):
         """An input on which output j is wrong, replayed on the module, or None."""
-        a, b = int(self.first[j]), int(self.second[j])
-        candidates = []
-        if not self.active_ok[j]:
-            candidates.append([a, b])
-        if not self.counts_ok[j] and self.count_witness[j, 0] >= 0:
-            s, mask = (int(v) for v in self.count_witness[j])
-            for k, (x, y) in enumerate(self.configs.tolist()):
-                if not mask >> k & 1:
-                    continue
-                for with_operands in (True, False):
-                    got = self._realise(s, self.sym[a, s], self.sym[b, s], x, y, a, b,
-                                        with_operands)
-                    if got is not None:
-                        candidates.append(got)
+        terms = self.output_terms(j)
+        candidates = [list(t) for t in terms if len(t) <= self.K]
+        witness = getattr(self, "_witness_cfg", {}).get(j)
+        if witness is not None:
+            s = int(self.count_witness[j, 0])
+            U, counts = witness
+            members = sorted({f for t in terms for f in t})
+            for with_operands in (True, False):
+                got = self._realise(s, U, counts, members, with_operands)
+                if got is not None:
+                    candidates.append(got)
         if not self.inactive_ok[j]:
-            candidates += self._inactive_candidates(a, b)
+            candidates += self._inactive_candidates(j, terms)
         for active in candidates:
             cx = self._replay(active, j)
             if cx is not None:
                 return cx
         return None
 
-    def _realise(self, s, alpha, beta, x, y, a, b, with_operands):
-        """x features with symbol alpha and y with symbol beta at block s (at most K)."""
-        col = self.sym[:, s]
-        pool_a = np.flatnonzero(col == alpha)
-        pool_b = np.flatnonzero(col == beta) if beta != alpha else np.zeros(0, np.int64)
-        if with_operands:
-            pool_a = np.concatenate([[a], pool_a[pool_a != a]])
-            if beta != alpha:
-                pool_b = np.concatenate([[b], pool_b[pool_b != b]])
-            elif b in pool_a:
-                pool_a = np.concatenate([[a, b], pool_a[(pool_a != a) & (pool_a != b)]])
-        else:
-            pool_a, pool_b = pool_a[(pool_a != a) & (pool_a != b)], pool_b[(pool_b != a) & (pool_b != b)]
-        y = y if beta != alpha else 0
-        if len(pool_a) < x or len(pool_b) < y or x + y > self.K:
-            return None
-        return sorted(set(pool_a[:x].tolist()) | set(pool_b[:y].tolist()))
+    def output_terms(self, j: int) -> list:
+        """The feature tuples of output j's terms."""
+        out = []
+        for r in self.terms.arities:
+            rows = np.flatnonzero(self.terms.outputs[r] == j)
+            out += [tuple(int(f) for f in self.terms.features[r][k]) for k in rows]
+        return out
 
-    def _inactive_candidates(self, a, b, limit: int = 1 << 22):
-        """Pairs {f, g} != {a, b} whose pair matches output (a, b) in the most blocks (all pairs
-        when there are at most `limit`)."""
+    def _realise(self, s, U, counts, members, with_operands):
+        """counts[p] features with symbol U[p] at block s (at most K in all), preferring (or
+        avoiding) the output's own features."""
+        col = self.sym[:, s]
+        chosen = []
+        for a, x in zip(U.tolist(), counts.tolist()):
+            pool = np.flatnonzero(col == a)
+            own = [f for f in members if col[f] == a]
+            rest = [int(f) for f in pool if f not in own]
+            order = (own + rest) if with_operands else rest
+            if len(order) < x:
+                return None
+            chosen += order[:int(x)]
+        return sorted(set(chosen)) if len(chosen) <= self.K else None
+
+    def _inactive_candidates(self, j, terms, limit: int = 1 << 22, tries: int = 4):
+        """Active sets that score high on output j while none of its terms is active: for
+        pair-sized sets, the best-matching pairs of features (all pairs when there are at most
+        `limit`)."""
         m = self.m
-        if m * (m - 1) // 2 > limit:
+        if m * (m - 1) // 2 > limit or self.K < 2:
             return []
         f, g = np.triu_indices(m, 1)
-        sa, sb = self.sym[a], self.sym[b]
-        lo, hi = np.minimum(sa, sb), np.maximum(sa, sb)
         score = np.zeros(len(f), dtype=np.int64)
-        for s in range(self.c):
-            pf, pg = self.sym[f, s], self.sym[g, s]
-            score += (np.minimum(pf, pg) == lo[s]) & (np.maximum(pf, pg) == hi[s])
-        score[(f == min(a, b)) & (g == max(a, b))] = -1
-        best = np.argsort(-score, kind="stable")[:4]
-        return [[int(f[k]), int(g[k])] for k in best if score[k] >= 0]
+        for r in self.terms.arities:
+            for k in np.flatnonzero(self.terms.outputs[r] == j):
+                feats = self.terms.features[r][k]
+                for s in range(self.c):
+                    want = set(self.sym[feats, s].tolist())
+                    score += np.isin(self.sym[f, s], list(want)) & np.isin(self.sym[g, s], list(want))
+        term_sets = {frozenset(t) for t in terms}
+        best = np.argsort(-score, kind="stable")[:64]
+        out = []
+        for k in best:
+            pair = (int(f[k]), int(g[k]))
+            if any(t <= frozenset(pair) for t in term_sets):
+                continue
+            out.append(list(pair))
+            if len(out) >= tries:
+                break
+        return out
 
     def _replay(self, active, j):
         active = sorted(set(int(v) for v in active))
@@ -447,6 +478,127 @@ class _Certificate:
         name = self.circuit.output_names([j])[0]
         return {"active": self.circuit.input_names(active), "wrong": [name],
                 "values": {name: value}}
+
+
+def _neuron_blocks(hidden, q) -> np.ndarray:
+    """The block of every neuron's inputs: -1 for a neuron reading nothing, -2 for one reading
+    several blocks."""
+    nnz_row = np.diff(hidden.indptr)
+    h_rows = np.repeat(np.arange(hidden.shape[0]), nnz_row)
+    blocks = hidden.indices // q
+    lo = np.full(hidden.shape[0], np.iinfo(np.int64).max)
+    hi = np.full(hidden.shape[0], -1, np.int64)
+    if len(h_rows):
+        np.minimum.at(lo, h_rows, blocks)
+        np.maximum.at(hi, h_rows, blocks)
+    lo = np.where(nnz_row > 0, lo, -1)
+    return np.where(lo == hi, lo, np.where(nnz_row > 0, -2, -1))
+
+
+def _sorted_unique(a: np.ndarray) -> np.ndarray:
+    """The distinct values of an int64 array, sorted (a sort, not numpy's hash-based unique)."""
+    a = np.sort(a)
+    return a[np.concatenate([[True], a[1:] != a[:-1]])] if len(a) else a
+
+
+def chunk_lookup(sorted_ids: np.ndarray, want: np.ndarray) -> np.ndarray:
+    """Position of each `want` in the sorted `sorted_ids`, -1 where absent."""
+    if len(sorted_ids) == 0:
+        return np.full(len(want), -1, dtype=np.int64)
+    pos = np.minimum(np.searchsorted(sorted_ids, want), len(sorted_ids) - 1)
+    return np.where(sorted_ids[pos] == want, pos, -1)
+
+
+class _Groups:
+    """Per (output, block) group: the symbols U of the output's features at that block, and the
+    coordinates it must count (arity, subset of U), from the circuit's terms and the symbol
+    table read from the weights."""
+
+    def __init__(self, sym, terms, c):
+        self.sym, self.terms, self.c = sym, terms, c
+        self.by_output = {r: np.argsort(terms.outputs[r], kind="stable") for r in terms.arities}
+        self.bounds = {r: np.searchsorted(terms.outputs[r][self.by_output[r]],
+                                          np.arange(terms.n_outputs + 1))
+                       for r in terms.arities}
+        self._tables = {}
+
+    def chunk(self, start, stop, K) -> dict:
+        """{u: (group ids (j - start) * c + s sorted, U [G, u], configs [C, u], target [G, C])}
+        for outputs start .. stop - 1."""
+        c, sym = self.c, self.sym
+        rows_j, rows_r, rows_f = [], [], []
+        for r in self.terms.arities:
+            lo, hi = self.bounds[r][start], self.bounds[r][stop]
+            idx = self.by_output[r][lo:hi]
+            rows_j.append(self.terms.outputs[r][idx])
+            rows_r.append(np.full(len(idx), r))
+            f = np.full((len(idx), max(self.terms.arities)), -1, dtype=np.int64)
+            f[:, :r] = self.terms.features[r][idx]
+            rows_f.append(f)
+        width = max(self.terms.arities) if self.terms.arities else 1
+        tj = np.concatenate(rows_j) if rows_j else np.zeros(0, np.int64)
+        tr = np.concatenate(rows_r) if rows_r else np.zeros(0, np.int64)
+        tf = np.concatenate(rows_f) if rows_f else np.zeros((0, width), np.int64)
+        n_groups = (stop - start) * c
+        # per group: the distinct symbols of all its terms' features
+        ts = np.where(tf[:, None, :] >= 0, sym[np.maximum(tf, 0)].transpose(0, 2, 1), -1)  # [T, c, w]
+        gid = ((tj - start) * c)[:, None] + np.arange(c)[None, :]                       # [T, c]
+        base = np.int64(int(sym.max(initial=0)) + 1)
+        flat_sym = ts.reshape(-1)
+        key = np.repeat(gid.ravel(), ts.shape[2]) * base + flat_sym
+        key = _sorted_unique(key[flat_sym >= 0])                    # sorted by group, then symbol
+        pairs = np.stack([key // base, key % base], axis=1)
+        counts = np.bincount(pairs[:, 0], minlength=n_groups)
+        offs = np.concatenate([[0], np.cumsum(counts)])
+        rank = np.arange(len(pairs)) - offs[pairs[:, 0]]
+        umax = int(counts.max(initial=0))
+        U = np.full((n_groups, max(umax, 1)), -1, dtype=np.int64)
+        U[pairs[:, 0], rank] = pairs[:, 1]
+        # each term's coordinate per block: (arity, bit mask of its symbols within U)
+        flat_g = gid.ravel()
+        flat_s = ts.reshape(-1, ts.shape[2])                   # [T * c, w]
+        hit = (U[flat_g][:, :, None] == flat_s[:, None, :]) & (flat_s[:, None, :] >= 0)
+        mask = (hit.any(axis=2).astype(np.int64) << np.arange(U.shape[1])).sum(axis=1)
+        span = np.int64(1) << U.shape[1]
+        key = (flat_g * np.int64(width + 1) + np.repeat(tr, c)) * span + mask
+        key = _sorted_unique(key)
+        coords = np.stack([key // span // (width + 1), key // span % (width + 1), key % span],
+                          axis=1)
+        out = {}
+        for u in np.flatnonzero(np.bincount(counts)).tolist():
+            g_ids = np.flatnonzero(counts == u)
+            configs, table = self._table(u, K)
+            target = np.zeros((len(g_ids), len(configs)))
+            if len(coords):
+                sel = counts[coords[:, 0]] == u
+                cg = np.searchsorted(g_ids, coords[sel, 0])
+                np.add.at(target, cg, table[coords[sel, 1], coords[sel, 2]])
+            out[u] = (g_ids, U[g_ids][:, :max(u, 1)], configs, target)
+        return out
+
+    def _table(self, u, K):
+        """(configs [C, u], table [max arity + 1, 2^u, C]): every count vector over u symbols
+        with sum <= K, and the number of r-subsets of such features whose symbols form exactly
+        the set `mask` (inclusion-exclusion over the subsets of mask)."""
+        if (u, K) in self._tables:
+            return self._tables[(u, K)]
+        configs = np.array([v for v in itertools.product(range(K + 1), repeat=u)
+                            if sum(v) <= K], dtype=np.int64).reshape(-1, u) if u \
+            else np.zeros((1, 0), dtype=np.int64)
+        R = max(self.terms.arities, default=1)
+        table = np.zeros((R + 1, 1 << u, len(configs)))
+        sums = np.stack([configs[:, [b for b in range(u) if sub >> b & 1]].sum(axis=1)
+                         for sub in range(1 << u)], axis=0)       # [2^u, C]
+        for r in range(1, R + 1):
+            choose = np.vectorize(lambda v: math.comb(int(v), r))(sums).astype(np.float64)
+            for mask in range(1, 1 << u):
+                sub = mask
+                while sub:
+                    sign = -1.0 if (bin(mask).count("1") - bin(sub).count("1")) % 2 else 1.0
+                    table[r, mask] += sign * choose[sub]
+                    sub = (sub - 1) & mask
+        self._tables[(u, K)] = (configs, table)
+        return configs, table
 
 
 def _lookup(keys, values, want):

@@ -30,6 +30,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from .rs_terms import bound_weight, neurons_per_block, set_total
+
 MAX_POWER_Q = 256      # prime powers p^e (e >= 2) up to this order use multiplication tables
 INFINITY = -1          # the point at infinity among the evaluation points
 
@@ -231,23 +233,44 @@ def set_count(q: int) -> int:
 
 @dataclass(frozen=True)
 class RSParams:
-    """One combinatorial code: m features, sparsity K, GF(q), degree lam, c blocks."""
+    """One combinatorial code: m features, sparsity K, GF(q), degree lam, c blocks; the term
+    arities the hidden layer counts (pairs by default) and the inactive-score weight per unit of
+    agreement (`rs_terms.bound_weight` summed over an output's terms, the largest over outputs;
+    None: one pair per output, 2 floor(K^2/4))."""
     m: int
     K: int
     q: int
     lam: int
     c: int
     modulus: tuple | None = None
+    arities: tuple = (2,)
+    weight: int | None = None
+
+    @property
+    def score_weight(self) -> int:
+        """The inactive-score bound per unit of agreement."""
+        return bound_weight(2, self.K) if self.weight is None else int(self.weight)
+
+    @property
+    def score_bound(self) -> int:
+        """The largest score of an output none of whose terms is active: weight * lambda."""
+        return self.score_weight * self.lam
+
+    @property
+    def blocks_needed(self) -> int:
+        """The fewest blocks that make every output exact: score_bound + 1."""
+        return self.score_bound + 1
 
     @property
     def sets(self) -> int:
-        """Symbol sets per block."""
+        """Symbol sets of size 1 or 2 per block."""
         return set_count(self.q)
 
     @property
     def n(self) -> int:
-        """Hidden neurons: (K - 1) c q (q + 1) / 2."""
-        return (self.K - 1) * self.c * self.sets
+        """Hidden neurons: c times, per arity r, the symbol sets of size <= r times the
+        thresholds ((K - 1) c q (q + 1) / 2 for pairs)."""
+        return self.c * sum(neurons_per_block(self.q, r, self.K) for r in self.arities)
 
     @property
     def d_in(self) -> int:
@@ -256,8 +279,8 @@ class RSParams:
 
     @property
     def d_out(self) -> int:
-        """Output code width c q (q + 1) / 2."""
-        return self.c * self.sets
+        """Output code width: c times the symbol sets per arity (c q (q + 1) / 2 for pairs)."""
+        return self.c * sum(set_total(self.q, r) for r in self.arities)
 
     @property
     def points(self) -> list:
@@ -269,63 +292,73 @@ class RSParams:
         out = []
         if prime_power(self.q) is None:
             out.append(f"q = {self.q} is not a prime power")
-        if self.K < 2:
-            out.append(f"sparsity {self.K}: no pair is ever active (compile densely)")
+        if self.K < 1:
+            out.append(f"sparsity {self.K}: no feature is ever active (compile densely)")
         if self.lam < 0 or self.q ** (self.lam + 1) < self.m:
             out.append(f"q^(lambda+1) = {self.q}^{self.lam + 1} < m = {self.m} features")
         if not 1 <= self.c <= self.q + 1:
             out.append(f"c = {self.c} blocks: GF({self.q}) has {self.q + 1} points with infinity")
-        if self.c < min_blocks(self.K, self.lam):
-            out.append(f"c = {self.c} < 2 lambda floor(K^2/4) + 1 = {min_blocks(self.K, self.lam)}")
+        if self.c < self.blocks_needed:
+            out.append(f"c = {self.c} < {self.score_weight} lambda + 1 = {self.blocks_needed}")
         return out
 
     def as_dict(self) -> dict:
         """JSON-ready fields (the network's meta records them)."""
         out = asdict(self)
         out["modulus"] = list(self.modulus) if self.modulus is not None else None
+        out["arities"] = list(self.arities)
         out.update(points=self.points, n=self.n, d_in=self.d_in, d_out=self.d_out,
-                   score_bound=score_bound(self.K, self.lam))
+                   score_bound=self.score_bound)
         return out
 
     @classmethod
     def from_dict(cls, d: dict) -> "RSParams":
         """The parameters recorded by `as_dict` (KeyError / TypeError / ValueError if malformed)."""
         modulus = d.get("modulus")
+        weight = d.get("weight")
         return cls(int(d["m"]), int(d["K"]), int(d["q"]), int(d["lam"]), int(d["c"]),
-                   tuple(int(x) for x in modulus) if modulus is not None else None)
+                   tuple(int(x) for x in modulus) if modulus is not None else None,
+                   tuple(int(r) for r in d.get("arities", (2,))),
+                   int(weight) if weight is not None else None)
 
 
 OBJECTIVES = ("neurons", "input", "output", "codes")
 
 
-def candidates(m: int, K: int) -> list:
+def candidates(m: int, K: int, arities=(2,), weight: int | None = None) -> list:
     """For every degree lam, the smallest field GF(q) that holds m features with c =
-    2 lam floor(K^2/4) + 1 blocks (c <= q + 1, the point at infinity included)."""
+    weight lam + 1 blocks (c <= q + 1, the point at infinity included)."""
+    arities = tuple(arities)
+    weight = bound_weight(2, K) if weight is None else int(weight)
     out = []
     lam = 0
     while True:
-        c = min_blocks(K, lam)
+        c = weight * lam + 1
         q = field_order_at_least(max(2, c - 1, integer_root_ceil(m, lam + 1)))
-        out.append(RSParams(m, K, q, lam, c))
+        out.append(RSParams(m, K, q, lam, c, None, arities, weight))
         # beyond this, q can only grow with c: stop once the q forced by c dominates
-        if q == field_order_at_least(max(2, c - 1)) and lam >= 1:
+        if (q == field_order_at_least(max(2, c - 1)) and lam >= 1) or weight == 0:
             break
         lam += 1
     return out
 
 
-def choose_params(m: int, K: int, objective: str = "neurons") -> RSParams:
+def choose_params(m: int, K: int, objective: str = "neurons", arities=(2,),
+                  weight: int | None = None) -> RSParams:
     """The parameters minimising `objective`: 'neurons' (n, then D_in), 'input' (D_in, then n),
-    'output' (D_out, then D_in), 'codes' (D_in + D_out, then n). ValueError for K < 2."""
-    if K is None or K < 2:
-        raise ValueError(f"combinatorial codes need a sparsity K >= 2, got {K}")
+    'output' (D_out, then D_in), 'codes' (D_in + D_out, then n). ValueError for K < 1 (pairs:
+    K < 2)."""
+    least = 2 if tuple(arities) == (2,) else 1
+    if K is None or K < least:
+        raise ValueError(f"combinatorial codes need a sparsity K >= {least}, got {K}")
     if objective not in OBJECTIVES:
         raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
     key = {"neurons": lambda p: (p.n, p.d_in), "input": lambda p: (p.d_in, p.n),
            "output": lambda p: (p.d_out, p.d_in), "codes": lambda p: (p.d_in + p.d_out, p.n)}
-    best = min(candidates(max(m, 1), K), key=key[objective])
+    best = min(candidates(max(m, 1), K, arities, weight), key=key[objective])
     field = GaloisField(best.q)
-    return RSParams(best.m, best.K, best.q, best.lam, best.c, field.modulus)
+    return RSParams(best.m, best.K, best.q, best.lam, best.c, field.modulus, best.arities,
+                    best.weight)
 
 
 # ------------------------------------------------------------------ the code

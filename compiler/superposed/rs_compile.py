@@ -1,11 +1,13 @@
 """The superposed target with combinatorial codes (`--input-code rs|auto`, `--output-code rs|auto`).
 
-Every output must be the AND of two distinct input features (pairwise AND). The network is
+Every output must be a threshold gate over distinct input features: AND, OR, atleast or a
+copy, written as an OR of terms (its k-subsets; compiler/superposed/rs_terms.py). The network is
 
     v = E x                  input code, 0/1, c blocks of q       (fixed: codes.input)
-    h = relu(H v - rho)      the universal AND, n = (K-1) c q(q+1)/2 neurons
-    T = W2 h                 active pairs per (block, symbol set)  (computation: writes the output code)
-    y = R T - (c - 1)        decoder: output (a, b) reads its c coordinates (fixed: codes.output)
+    h = relu(H v - rho)      per term arity r the universal count of active r-sets
+                             (pairs: n = (K-1) c q(q+1)/2 neurons)
+    T = W2 h                 active r-sets per (block, symbol set)  (computation: writes the output code)
+    y = R T - (c - 1)        decoder: output j reads its terms' coordinates (fixed: codes.output)
 
 and output j is 1 when y_j > 1/2. Without an input code the hidden layer reads the features
 directly (weights H E); without an output code the read-out is R W2. The parameters (q, lambda,
@@ -24,8 +26,8 @@ from dsl import csr
 
 from ..network import CHANNEL, Layer, Network, input_families, output_families
 from .codes import CodeError
-from .rs_codes import (RSParams, choose_params, code_matrix, decoder, field_of, min_blocks,
-                       pair_count_layer, score_bound, symbols, universal_and)
+from .rs_codes import RSParams, choose_params, code_matrix, field_of, symbols
+from .rs_terms import Layout, Terms, circuit_terms
 from .select import superposable
 
 
@@ -74,17 +76,34 @@ def circuit_sparsity(circuit) -> int:
     return K
 
 
+def circuit_terms_and_sparsity(circuit):
+    """(Terms, K) of a circuit whose outputs rs codes can compile; CodeError otherwise (no
+    sparsity promise, an output that is not a threshold gate over input features, no output that
+    can ever be true)."""
+    K = circuit.sparsity
+    if K is None:
+        raise CodeError("rs codes need a sparsity promise (`sparsity K;` in the circuit)")
+    K = min(int(K), circuit.n_inputs)
+    terms = circuit_terms(circuit, K)
+    if not terms.arities:
+        raise CodeError(f"sparsity {K}: no output can ever be true on the domain "
+                        "(compile without codes)")
+    return terms, K
+
+
 def compile_rs(circuit, options) -> Network:
-    """The coded network of a pairwise-AND circuit (module docstring)."""
+    """The coded network of a circuit of threshold gates over input features (module
+    docstring)."""
     start = time.perf_counter()
     if any(v is not None and not is_code_kind(v) for v in (options.input_code, options.output_code)):
         raise CodeError("rs codes cannot be combined with a sign-code width")
-    first, second = pair_operands(circuit)
-    K = circuit_sparsity(circuit)
+    terms, K = circuit_terms_and_sparsity(circuit)
     objective = objective_of(options.input_code, options.output_code)
-    params = choose_params(circuit.n_inputs, K, objective)
-    net = build_rs_network(params, first, second, with_input=options.input_code is not None,
-                           with_output=options.output_code is not None)
+    params = choose_params(circuit.n_inputs, K, objective, terms.arities,
+                           int(terms.weight.max(initial=0)))
+    refuse_too_large(params)
+    net = build_coded_network(params, terms, with_input=options.input_code is not None,
+                              with_output=options.output_code is not None)
     net.output_families = output_families(circuit)
     net.input_families = input_families(circuit)
     net.sparsity = circuit.sparsity
@@ -94,24 +113,48 @@ def compile_rs(circuit, options) -> Network:
         "construction": "rs-codes", "superposed_outputs": int(circuit.n_outputs),
         "dense_outputs": 0, "channel_neurons": int(params.n), "channel_size": int(params.c),
         "search": [{"objective": objective, **params.as_dict()}], "search_seconds": seconds,
-        "exact_by": "combinatorial codes (compiler/superposed/rs_codes.py, "
-                    "docs/proofs/rs-codes.md): pair counts per block, agreement <= lambda",
+        "exact_by": "combinatorial codes (compiler/superposed/rs_codes.py, rs_terms.py, "
+                    "docs/proofs/rs-codes.md): term counts per block, agreement <= lambda",
         "levels": [{"level": 1, "outputs": int(circuit.n_outputs), "over": "coded input features"
                     if options.input_code is not None else "input features",
-                    "feature_sparsity": circuit.sparsity, "channel_neurons": int(params.n)}],
+                    "feature_sparsity": circuit.sparsity, "channel_neurons": int(params.n),
+                    "term_arities": list(params.arities)}],
     })
     net.meta["codes"]["search_seconds"] = seconds
     return net
 
 
+MAX_NEURONS = 20_000_000      # hidden neurons (and code coordinates) a coded network may have
+
+
+def refuse_too_large(params: RSParams) -> None:
+    """CodeError when the cheapest code still needs more than MAX_NEURONS neurons or
+    coordinates (terms of high arity over a large field)."""
+    if max(params.n, params.d_out) > MAX_NEURONS:
+        raise CodeError(f"rs codes would need {params.n:,} neurons and a {params.d_out:,}-wide "
+                        f"output code (GF({params.q}), c = {params.c}, term arities "
+                        f"{list(params.arities)}); above the limit of {MAX_NEURONS:,}: compile "
+                        "without codes")
+
+
 def build_rs_network(params: RSParams, first, second, with_input: bool = True,
                      with_output: bool = True, sym: np.ndarray | None = None,
                      check: bool = True) -> Network:
-    """The network of `params` for outputs AND(first[j], second[j]).
+    """The network of `params` for outputs AND(first[j], second[j]) (see build_coded_network)."""
+    first, second = np.asarray(first, np.int64), np.asarray(second, np.int64)
+    terms = Terms(len(first), params.K)
+    terms.add(2, np.arange(len(first), dtype=np.int64), np.stack([first, second], axis=1))
+    return build_coded_network(params, terms, with_input, with_output, sym, check)
+
+
+def build_coded_network(params: RSParams, terms: Terms, with_input: bool = True,
+                        with_output: bool = True, sym: np.ndarray | None = None,
+                        check: bool = True) -> Network:
+    """The network of `params` for outputs that are ORs of `terms`.
 
     Args:
-        params: the code (q, lambda, c, sparsity K, m features).
-        first, second: int64 [m'] operand features of each output.
+        params: the code (q, lambda, c, sparsity K, m features, term arities, score weight).
+        terms: per arity, the terms (feature tuples) and the output each belongs to.
         with_input / with_output: keep the input / output code as its own linear layer; without
             it the hidden layer reads the features (H E) / the read-out reads the neurons (R W2).
         sym: the symbol table [m, c] (default: the Reed-Solomon evaluations of `params`); tests
@@ -122,21 +165,26 @@ def build_rs_network(params: RSParams, first, second, with_input: bool = True,
     problems = params.problems()
     field = field_of(params)
     problems += field.problems()
+    if tuple(terms.arities) != tuple(params.arities) and terms.arities:
+        problems.append(f"terms of arities {list(terms.arities)}, code for {list(params.arities)}")
+    if len(terms.weight) and int(terms.weight.max()) * params.lam > params.score_bound:
+        problems.append("an output has more terms than the score weight allows")
     if sym is None:
         sym = symbols(params, field)
     if check and problems:
         raise CodeError("rs code parameters are not exact: " + "; ".join(problems))
-    first, second = np.asarray(first, np.int64), np.asarray(second, np.int64)
     m, q, c, K = params.m, params.q, params.c, params.K
-    n, d_in, d_out, n_out = params.n, params.d_in, params.d_out, len(first)
+    layout = Layout(c, q, K, params.arities)
+    n, d_in, d_out, n_out = layout.n, params.d_in, layout.d_out, terms.n_outputs
     e_rows, e_cols = code_matrix(sym, q)
     enc = sparse.csr_matrix((np.ones(len(e_rows)), (e_rows, e_cols)), shape=(d_in, m))
-    h_rows, h_cols, h_vals, h_bias, (_, _, rho) = universal_and(c, q, K)
+    h_rows, h_cols, h_vals, h_bias, rho = layout.hidden()
     hid = sparse.csr_matrix((h_vals, (h_rows, h_cols)), shape=(n, d_in))
-    w_rows, w_cols, w_vals = pair_count_layer(c, q, K)
+    w_rows, w_cols, w_vals = layout.code()
     w2 = sparse.csr_matrix((w_vals, (w_rows, w_cols)), shape=(d_out, n))
-    r_rows, r_cols, r_vals, r_bias = decoder(sym, q, first, second)
-    dec = sparse.csr_matrix((r_vals, (r_rows, r_cols)), shape=(n_out, d_out))
+    r_rows, r_cols = layout.decoder(sym, terms)
+    r_bias = np.full(n_out, -(c - 1.0))
+    dec = sparse.csr_matrix((np.ones(len(r_rows)), (r_rows, r_cols)), shape=(n_out, d_out))
     layers, codes = [], {"kind": "rs", "rs": params.as_dict()}
     if with_input:
         layers.append(_layer(enc, np.zeros(d_in), relu=False))
@@ -154,15 +202,16 @@ def build_rs_network(params: RSParams, first, second, with_input: bool = True,
         codes["output"] = _code_info(params, d_out, n_out, len(layers) - 1, "output", len(r_rows))
     else:
         layers.append(_layer(dec @ w2, r_bias, relu=False))
-    codes["neuron_layers"] = [layers.index(hidden)]
+    codes["neuron_layers"] = [next(i for i, layer in enumerate(layers) if layer is hidden)]
     proved = not problems
     codes["certificate"] = {
         "proved": proved, "kind": "rs", "margin": 0.5 if proved else None,
         "blocks": c, "agreement_max": params.lam, "sparsity": K,
-        "score_active_min": c, "score_inactive_max": score_bound(K, params.lam),
-        "blocks_needed": min_blocks(K, params.lam),
+        "term_arities": list(params.arities),
+        "score_active_min": c, "score_inactive_max": params.score_bound,
+        "blocks_needed": params.blocks_needed,
         "by": ("construction: distinct polynomials of degree <= lambda agree in <= lambda blocks "
-               "and c >= 2 lambda floor(K^2/4) + 1 (docs/proofs/rs-codes.md); re-checked from "
+               "and c >= weight lambda + 1 (docs/proofs/rs-codes.md); re-checked from "
                "the stored weights by `sup verify --method structural`") if proved else None,
         "reason": "; ".join(problems) or None,
     }
