@@ -230,6 +230,8 @@ def format_accounting(info: dict) -> str:
                      f"{cert['score_inactive_max']} (agreement <= {cert['agreement_max']} of "
                      f"{cert['blocks']} blocks, sparsity {cert['sparsity']}); margin "
                      f"{cert['margin'] if cert['margin'] is not None else '-'}")
+    elif cert and cert.get("kind") == "rs-levels":
+        lines.append(f"code certificate     none: {cert['reason']}")
     elif cert:
         lines.append(f"code certificate     proved margin {cert['margin']:.4g} (input cross-talk <= "
                      f"{cert['input_crosstalk_max']:.3g}, output cross-talk <= "

@@ -77,12 +77,27 @@ class SuperposedTarget(Target):
                      f"({e['how']}" + (f", <= {e['upper']:.3g} at 95%" if e["how"] == "sampled"
                                        else f", {e['failing_inputs']:,} of {e['domain_size']:,} inputs")
                      + f"); {e['failing_outputs']:,} outputs not exact\n")
-        rs = (meta.get("codes") or {}).get("rs")
+        codes = meta.get("codes") or {}
+        rs = codes.get("rs")
+        if rs is not None and codes.get("kind") == "rs-levels":
+            one, two = codes["level1"], codes["level2"]
+            data["rs"] = {k: rs[k] for k in ("q", "lam", "c", "K", "d_in")}
+            data["rs"].update(level1_neurons=one["neurons"], level1_dim=one["dim"],
+                              level2_neurons=two["neurons"], level2_dim=two["dim"])
+            return CompileNotes("superposed", data, text + (
+                f"rs codes, two levels: {meta['superposed_outputs']:,} gates over ANDs; level 1 "
+                f"{one['neurons']:,} neurons writing a {one['dim']:,}-wide code of all "
+                f"{rs['arities'][0]}-subsets, level 2 {two['neurons']:,} neurons writing a "
+                f"{two['dim']:,}-wide output code (GF({rs['q']}), degree <= {rs['lam']}, "
+                f"{rs['c']} blocks; input code {rs['d_in']:,} wide)"))
         if rs is not None:
             data["rs"] = {k: rs[k] for k in ("q", "lam", "c", "K", "n", "d_in", "d_out")}
+            data["rs"]["arities"] = rs.get("arities", [2])
+            gates = ("pairwise ANDs" if data["rs"]["arities"] == [2] else
+                     f"gates (terms of {', '.join(map(str, data['rs']['arities']))} features)")
             return CompileNotes("superposed", data, text + (
-                f"rs codes: {meta['superposed_outputs']:,} pairwise ANDs on {rs['n']:,} neurons "
-                f"(universal AND over GF({rs['q']}), degree <= {rs['lam']}, {rs['c']} blocks; "
+                f"rs codes: {meta['superposed_outputs']:,} {gates} on {rs['n']:,} neurons "
+                f"(universal counts over GF({rs['q']}), degree <= {rs['lam']}, {rs['c']} blocks; "
                 f"input code {rs['d_in']:,} wide, output code {rs['d_out']:,} wide)"))
         text += (f"superposed {meta['superposed_outputs']:,} outputs on "
                  f"{meta['channel_neurons']:,} channel neurons (channels of "

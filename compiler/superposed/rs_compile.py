@@ -27,6 +27,7 @@ from dsl import csr
 from ..network import CHANNEL, Layer, Network, input_families, output_families
 from .codes import CodeError
 from .rs_codes import RSParams, choose_params, code_matrix, field_of, symbols
+from .rs_depth import compile_two_levels, two_levels
 from .rs_terms import Layout, Terms, circuit_terms
 from .select import superposable
 
@@ -97,7 +98,10 @@ def compile_rs(circuit, options) -> Network:
     start = time.perf_counter()
     if any(v is not None and not is_code_kind(v) for v in (options.input_code, options.output_code)):
         raise CodeError("rs codes cannot be combined with a sign-code width")
-    terms, K = circuit_terms_and_sparsity(circuit)
+    try:
+        terms, K = circuit_terms_and_sparsity(circuit)
+    except CodeError as one_level:
+        return _two_levels_or(circuit, options, one_level, start)
     objective = objective_of(options.input_code, options.output_code)
     params = choose_params(circuit.n_inputs, K, objective, terms.arities,
                            int(terms.weight.max(initial=0)))
@@ -121,6 +125,38 @@ def compile_rs(circuit, options) -> Network:
                     "term_arities": list(params.arities)}],
     })
     net.meta["codes"]["search_seconds"] = seconds
+    return net
+
+
+def _two_levels_or(circuit, options, one_level: CodeError, start: float) -> Network:
+    """The two-level coded network (rs_depth) when the circuit has that shape, else the
+    one-level error."""
+    try:
+        levels = two_levels(circuit)
+    except CodeError:
+        raise one_level from None
+    del levels
+    net = compile_two_levels(circuit, with_input=options.input_code is not None,
+                             with_output=options.output_code is not None)
+    net.output_families = output_families(circuit)
+    net.input_families = input_families(circuit)
+    net.sparsity = circuit.sparsity
+    net.circuit_name = circuit.name
+    p = net.meta["codes"]["rs"]
+    net.meta.update({
+        "construction": "rs-codes, two levels", "superposed_outputs": int(circuit.n_outputs),
+        "dense_outputs": 0, "channel_neurons": int(sum(layer.n_out for layer in net.layers
+                                                       if layer.relu)),
+        "channel_size": int(p["c"]), "search": [p],
+        "search_seconds": round(time.perf_counter() - start, 3),
+        "exact_by": "combinatorial codes over two levels (compiler/superposed/rs_depth.py); "
+                    "checked by exhaustive verification",
+        "levels": [{"level": 1, "over": "coded input features", "neurons": net.meta["codes"]
+                    ["level1"]["neurons"], "code_dim": net.meta["codes"]["level1"]["dim"]},
+                   {"level": 2, "over": "the level-1 code", "outputs": int(circuit.n_outputs),
+                    "neurons": net.meta["codes"]["level2"]["neurons"],
+                    "code_dim": net.meta["codes"]["level2"]["dim"]}],
+    })
     return net
 
 
