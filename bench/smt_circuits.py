@@ -3,7 +3,8 @@
     python bench/smt_circuits.py [--timeout-ms 2000] [--dtype float32] [CIRCUIT ...]
 
 Each circuit (default: ISCAS-85 c17, c432, c499, c880 and EPFL ctrl, int2float, dec, cavlc
-from ../shared/circuits) is compiled with --target dense, loaded as a CPU module and proved
+from ../shared/circuits, and the 16x16 multiplier examples/mult16.sup, which needs SAT
+sweeping, verify/sweep.py) is compiled with --target dense, loaded as a CPU module and proved
 with `verify(..., method="smt")`; then one planted bug (the read-out bias of output 0 moved by
 one, so the all-zero input gets it wrong) must be refuted with a replayed counterexample.
 Prints one table row per circuit: seconds to prove, verdict, encoding, seconds to refute.
@@ -30,7 +31,8 @@ from verify import verify  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "circuits"
 DEFAULT = [SHARED / "iscas85" / f"{c}.bench" for c in ("c17", "c432", "c499", "c880")] + \
-          [SHARED / "epfl" / f"{c}.aig" for c in ("ctrl", "int2float", "dec", "cavlc")]
+          [SHARED / "epfl" / f"{c}.aig" for c in ("ctrl", "int2float", "dec", "cavlc")] + \
+          [Path(__file__).resolve().parents[1] / "examples" / "mult16.sup"]
 
 
 def planted(circuit, net):
@@ -55,10 +57,13 @@ def row(path, dtype, timeout_ms) -> str:
     enc = good.get("encoding", {})
     verdict = {True: "verified", False: "REFUTED", None: "undecided"}[good["verified"]]
     refuted = "refuted" if bad["verified"] is False and bad["counterexamples"] else "NOT refuted"
+    swept = enc.get("sweep")
+    sweep = f"; swept: {swept['merged']} merged in {swept['seconds']:.2f} s" if swept else ""
     return (f"| {Path(path).stem} | {circuit.n_inputs} | {circuit.n_outputs} | {len(net.layers)} | "
             f"{verdict} {good['outputs_checked']}/{good['outputs_total']} | {good['seconds']:.2f} | "
             f"{enc.get('name')} ({enc.get('boolean')} boolean, {enc.get('levelled')} levelled, "
-            f"{enc.get('real')} real; {enc.get('miter')}) | {refuted} | {bad['seconds']:.2f} |")
+            f"{enc.get('real')} real; {enc.get('miter')}{sweep}) | {refuted} | "
+            f"{bad['seconds']:.2f} |")
 
 
 def main() -> None:

@@ -18,7 +18,10 @@ better than the exact-real `If` per ReLU of verify/smt.py. Here:
   bound of the threshold? unsat proves every output. Otherwise each output is decided on its
   own (same solver, push/pop) as verify/smt.py decides it: 'proved', 'flagged' (exact proof,
   thin margin: undecided), 'refuted' only after the counterexample replays on the module and
-  the reference, 'undecided' on a time-out (never verified).
+  the reference, 'undecided' on a time-out (never verified). When the miter or an output's
+  query does not finish within 1 s, verify/sweep.py sweeps the solver first (simulation,
+  bottom-up proved merges of atoms with circuit signals; docs/proofs/sweep.md) and the query
+  is asked again with its full time limit: deep arithmetic (a 16x16 multiplier) needs it.
 * Rounding: the per-output bound is the smaller of verify/smt.py's `rounding_bounds` and
   `tight_rounding_bounds` (the same recursion with each neuron's largest exact value, and
   error 0 for rows that compute exactly in float: integer weights on integer values below
@@ -40,6 +43,7 @@ import z3
 from .report import returns_report
 from .smt import (Outcomes, SpecEncoder, decide, replay_model, rounding_setup, unit_roundoff,
                   verify_smt)
+from .sweep import Sweeper
 
 MAX_SUBSET_SUMS = 1 << 14      # distinct subset sums enumerated before a PB query decides
 
@@ -226,6 +230,7 @@ class NetworkEncoder:
         self.bools = []                 # atom id -> z3 Bool
         self.chain = []                 # atom id -> (chain key, threshold)
         self.atoms = {}                 # (chain key, threshold) -> atom id
+        self.definitions = {}           # atom id -> (atom ids, coefficients, t): [sum >= t]
         cols = {}
         for f, c in enumerate(input_map.tolist()):
             cols.setdefault(int(c), {})[self._new_atom(feature(f), ("x", f), Fraction(1))] = \
@@ -247,6 +252,7 @@ class NetworkEncoder:
             self.constraints.append(var == _pb_at_least([self.bools[i] for i in ids],
                                                         [form.terms[i] for i in ids], t))
             self._new_atom(var, key, t)
+            self.definitions[len(self.bools) - 1] = (ids, [form.terms[i] for i in ids], t)
         return self.atoms[(key, t)]
 
     def values_of(self, form: Form, cap: int = 1 << 12):
@@ -406,6 +412,37 @@ def encode(circuit, module, timeout_ms: int = 2_000):
     return solver, net, spec, features, delta, threshold
 
 
+def _miter(solver, wrongs, timeout_ms: int, sweeper):
+    """One query: is some output wrong (`wrongs()`: the terms)? Tried briefly first when a
+    sweep may follow, then with the whole budget on the swept solver."""
+    solver.set("timeout", sweeper.budget(timeout_ms) if sweeper else timeout_ms)
+    terms = wrongs()
+    solver.push()
+    solver.add(z3.Or(terms) if terms else z3.BoolVal(False))
+    miter = solver.check()
+    solver.pop()
+    if miter == z3.unknown and sweeper and sweeper.pending:
+        sweeper.run()
+        return _miter(solver, wrongs, timeout_ms, sweeper)
+    return miter
+
+
+def _decide_output(solver, query, features, timeout_ms: int, sweeper, replay):
+    """`decide` one output (`query()`: its wrong and exact terms); a solver time-out while a
+    sweep is pending sweeps and retries."""
+    solver.set("timeout", sweeper.budget(timeout_ms) if sweeper else int(timeout_ms))
+    wrong, exact = query()
+    level = solver.num_scopes()
+    solver.push()
+    status, detail = decide(solver, wrong, exact, features, replay)
+    solver.pop(solver.num_scopes() - level)     # decide may leave its own scope open
+    if status == "undecided" and str(detail).startswith("solver:") and sweeper \
+            and sweeper.pending:
+        sweeper.run()
+        return _decide_output(solver, query, features, timeout_ms, sweeper, replay)
+    return status, detail
+
+
 @returns_report
 def verify_smt_boolean(circuit, net, module, timeout_ms: int = 10_000, outputs=None,
                        max_counterexamples: int = 20, progress: bool = True) -> dict:
@@ -442,29 +479,34 @@ def verify_smt_boolean(circuit, net, module, timeout_ms: int = 10_000, outputs=N
     drivers, names = circuit.output_drivers, circuit.output_names()
     todo = list(range(len(drivers)) if outputs is None else outputs)
     t = _frac(threshold)
-    wrong, exact = {}, {}
+    # SAT sweeping the first time a query times out; then the circuit's signals are variables
+    sweeper = Sweeper(solver, enc, spec, features, circuit, timeout_ms / 1000 * max(len(todo), 1)
+                      ) if pure else None
+    cache = {}
+
+    def query(o):
+        """(wrong, exact) of output o over the circuit's current terms."""
+        key = (o, bool(sweeper and sweeper.stats))
+        if key not in cache:
+            value, known = (sweeper or spec).signal(int(drivers[o]))
+            cache[key] = (z3.And(known, _wrong(enc, value, o, t, _frac(delta[o]))),
+                          z3.And(known, _wrong(enc, value, o, t, Fraction(0))))
+        return cache[key]
+
     for o in todo:
-        value, known = spec.signal(int(drivers[o]))
-        wrong[o] = z3.And(known, _wrong(enc, value, o, t, _frac(delta[o])))
-        exact[o] = z3.And(known, _wrong(enc, value, o, t, Fraction(0)))
+        query(o)
     encoded = time.perf_counter() - start
     outcomes = Outcomes(names, max_counterexamples)
-    solver.set("timeout", int(timeout_ms) * max(len(todo), 1))
-    solver.push()
-    solver.add(z3.Or([wrong[o] for o in todo]) if todo else z3.BoolVal(False))
-    miter = solver.check()
-    solver.pop()
+    miter = _miter(solver, lambda: [query(o)[0] for o in todo],
+                   int(timeout_ms) * max(len(todo), 1), sweeper)
     if miter == z3.unsat:
         for o in todo:
             outcomes.record(o, "proved", None)
     else:
-        solver.set("timeout", int(timeout_ms))
         for o in todo:
-            solver.push()
-            status, detail = decide(solver, wrong[o], exact[o], features,
-                                    lambda active, o=o: replay_model(circuit, module, o, active,
-                                                                     threshold))
-            solver.pop()
+            status, detail = _decide_output(solver, lambda o=o: query(o), features, timeout_ms,
+                                            sweeper, lambda active, o=o: replay_model(
+                                                circuit, module, o, active, threshold))
             outcomes.record(o, status, detail)
     return {
         **outcomes.report_fields(len(todo)),
@@ -473,10 +515,12 @@ def verify_smt_boolean(circuit, net, module, timeout_ms: int = 10_000, outputs=N
         "encoding": {"name": "pseudo-Boolean" if pure else "mixed pseudo-Boolean/real", **kinds,
                      "solver": "QF_FD (SAT + pseudo-Boolean)" if pure else "z3 default",
                      "miter": "one query" if miter == z3.unsat else f"per output (miter {miter})",
+                     "sweep": sweeper.stats if sweeper else None,
                      "seconds_encoding": round(encoded, 3)},
         "note": f"encoding {'pseudo-Boolean' if pure else 'mixed pseudo-Boolean/real'} "
                 f"({kinds['boolean']} boolean, {kinds['levelled']} levelled, {kinds['real']} real "
-                f"neurons; miter {'proved in one query' if miter == z3.unsat else str(miter)}): "
+                f"neurons; miter {'proved in one query' if miter == z3.unsat else str(miter)}"
+                f"{sweeper.describe() if sweeper else ''}): "
                 "neurons are thresholds over the stored weights as exact rationals, or exact "
                 "reals; every proved output also has a margin above its float rounding bound, "
                 "except flagged ones, which leave the verdict undecided",
