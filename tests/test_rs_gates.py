@@ -251,3 +251,42 @@ def test_planted_bugs_never_certified_and_found_exhaustively(kind):
         names = circuit.output_names(None)
         j = names.index(cx["wrong"][0])
         assert (cx["values"][cx["wrong"][0]] > 0.5) != (spec_row[j] == 1)
+
+
+# ------------------------------------------------------------------ the dense fallback
+
+MIXED_WITH_FALLBACK = """input x[20]; sparsity 3;
+output a[i] = x[i] & x[(i + 5) % 20] for i in 0..20;
+output o[i] = x[i] | x[(i + 7) % 20] | x[(i + 1) % 20] for i in 0..10;
+output z[i] = x[i] ^ x[(i + 3) % 20] for i in 0..6;
+output n = x[0] & !x[1];
+wire w = x[2] & x[3];
+output d = w | x[4];
+output t = atleast(3, x[5], x[6], x[7], x[8]);
+"""
+
+
+def test_dense_fallback_in_one_network_is_exact():
+    circuit = dsl.loads(MIXED_WITH_FALLBACK)
+    net = compile_circuit(circuit, "superposed", input_code="rs", output_code="rs")
+    codes = net.meta["codes"]
+    assert codes["kind"] == "rs-mixed" and codes["dense_outputs"] == 8   # z[0..5], n, d
+    assert net.meta["superposed_outputs"] == circuit.n_outputs - 8
+    active, x = whole_domain(circuit)
+    spec = evaluate_active(circuit, active).dense()
+    assert np.array_equal(net.forward(x) > 0.5, spec == 1)
+    module = SupModule(net, device="cpu")
+    assert verify_exhaustive(circuit, module, progress=False)["verified"] is True
+    assert verify(circuit, net, module, "smt")["verified"] is True
+    structural = verify(circuit, net, module, "structural")
+    assert structural["verified"] is not True                  # no certificate for the mix
+    # a planted bug in the coded block and one in the dense block are both found
+    for layer, row in ((0, 0), (len(net.layers) - 1, circuit.n_outputs - 2)):
+        bad = compile_circuit(circuit, "superposed", input_code="rs", output_code="rs")
+        target = bad.layers[layer]
+        if layer == 0:
+            target.bias[:] += 1.0
+        else:
+            target.bias[row] += 3.0
+        report = verify_exhaustive(circuit, SupModule(bad, device="cpu"), progress=False)
+        assert report["verified"] is False and report["counterexamples"]

@@ -79,6 +79,15 @@ class SuperposedTarget(Target):
                      + f"); {e['failing_outputs']:,} outputs not exact\n")
         codes = meta.get("codes") or {}
         rs = codes.get("rs")
+        if rs is not None and codes.get("kind") == "rs-mixed":
+            data["rs"] = {k: rs[k] for k in ("q", "lam", "c", "K", "n")}
+            data["rs"]["dense_outputs"] = codes["dense_outputs"]
+            return CompileNotes("superposed", data, text + (
+                f"rs codes with the dense fallback: {meta['superposed_outputs']:,} coded outputs "
+                f"on {rs['n']:,} count neurons (GF({rs['q']}), degree <= {rs['lam']}, "
+                f"{rs['c']} blocks), {codes['dense_outputs']:,} outputs compiled densely beside "
+                f"them ({meta['fallback_reason']}); in this network the codes are folded into "
+                "the layers, its inputs and outputs are not coded"))
         if rs is not None and codes.get("kind") == "rs-levels":
             one, two = codes["level1"], codes["level2"]
             data["rs"] = {k: rs[k] for k in ("q", "lam", "c", "K", "d_in")}

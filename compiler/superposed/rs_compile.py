@@ -28,6 +28,7 @@ from ..network import CHANNEL, Layer, Network, input_families, output_families
 from .codes import CodeError
 from .rs_codes import RSParams, choose_params, code_matrix, field_of, symbols
 from .rs_depth import compile_two_levels, two_levels
+from .rs_mixed import compile_mixed
 from .rs_terms import Layout, Terms, circuit_terms
 from .select import superposable
 
@@ -134,7 +135,7 @@ def _two_levels_or(circuit, options, one_level: CodeError, start: float) -> Netw
     try:
         levels = two_levels(circuit)
     except CodeError:
-        raise one_level from None
+        return _mixed_or(circuit, options, one_level, start)
     del levels
     net = compile_two_levels(circuit, with_input=options.input_code is not None,
                              with_output=options.output_code is not None)
@@ -156,6 +157,35 @@ def _two_levels_or(circuit, options, one_level: CodeError, start: float) -> Netw
                    {"level": 2, "over": "the level-1 code", "outputs": int(circuit.n_outputs),
                     "neurons": net.meta["codes"]["level2"]["neurons"],
                     "code_dim": net.meta["codes"]["level2"]["dim"]}],
+    })
+    return net
+
+
+def _mixed_or(circuit, options, one_level: CodeError, start: float) -> Network:
+    """Codes for the codable outputs and the dense fallback for the rest in one network
+    (rs_mixed), else the one-level error."""
+    K = circuit.sparsity
+    if K is None:
+        raise one_level
+    K = min(int(K), circuit.n_inputs)
+    try:
+        net, params, dense = compile_mixed(
+            circuit, K, lambda p, terms: build_coded_network(p, terms, False, False))
+    except CodeError:
+        raise one_level from None
+    net.output_families = output_families(circuit)
+    net.input_families = input_families(circuit)
+    net.sparsity = circuit.sparsity
+    net.circuit_name = circuit.name
+    coded = int(circuit.n_outputs - len(dense))
+    net.meta.update({
+        "construction": "rs-codes with the dense fallback", "superposed_outputs": coded,
+        "dense_outputs": int(len(dense)), "channel_neurons": int(params.n),
+        "channel_size": int(params.c), "search": [params.as_dict()],
+        "search_seconds": round(time.perf_counter() - start, 3),
+        "exact_by": "combinatorial codes for the coded outputs, the exact dense lowering for the "
+                    "rest; checked by `sup verify`",
+        "fallback_reason": str(one_level),
     })
     return net
 

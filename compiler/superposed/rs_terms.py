@@ -190,26 +190,40 @@ class Terms:
         return self.features[2][:, 0].copy(), self.features[2][:, 1].copy()
 
 
-def circuit_terms(circuit, K: int) -> Terms:
-    """The terms of every output of `circuit` (module docstring); CodeError naming the outputs
-    that are not threshold gates over distinct input features, have a threshold below 1, or
-    more than MAX_TERMS_PER_OUTPUT terms."""
+def uncodable(circuit, K: int) -> dict:
+    """{reason: bool mask over outputs} of the outputs rs codes cannot compile: not a threshold
+    gate over distinct input features, a threshold below 1, too many terms, too wide terms."""
     positions, spec = superposable(circuit)
-    ok = np.zeros(circuit.n_outputs, dtype=bool)
-    ok[positions] = True
-    _refuse(circuit, ~ok, "are not AND / OR / atleast gates (or copies) of distinct input "
-            "features")
+    n = circuit.n_outputs
+    shape = np.ones(n, dtype=bool)
+    shape[positions] = False
     lens = csr.lengths(spec.f_offsets)
     k = np.asarray(spec.k, dtype=np.int64)
-    _refuse(circuit, _at(positions, k < 1, circuit.n_outputs), "have a threshold below 1 "
-            "(constant true)")
-    live = k <= np.minimum(lens, K)                           # else never true on the domain
+    live = (k >= 1) & (k <= np.minimum(lens, K))
     n_terms = np.zeros(len(k), dtype=np.int64)
     n_terms[live] = [math.comb(int(a), int(b)) for a, b in zip(lens[live], k[live])]
-    _refuse(circuit, _at(positions, n_terms > MAX_TERMS_PER_OUTPUT, circuit.n_outputs),
-            f"have more than {MAX_TERMS_PER_OUTPUT} terms (k-subsets of their features)")
-    _refuse(circuit, _at(positions, live & (k > MAX_ARITY), circuit.n_outputs),
-            f"need terms of more than {MAX_ARITY} features")
+    return {
+        "are not AND / OR / atleast gates (or copies) of distinct input features": shape,
+        "have a threshold below 1 (constant true)": _at(positions, k < 1, n),
+        f"have more than {MAX_TERMS_PER_OUTPUT} terms (k-subsets of their features)":
+            _at(positions, n_terms > MAX_TERMS_PER_OUTPUT, n),
+        f"need terms of more than {MAX_ARITY} features": _at(positions, live & (k > MAX_ARITY), n),
+    }
+
+
+def circuit_terms(circuit, K: int, skip=None) -> Terms:
+    """The terms of every output of `circuit` (module docstring); CodeError naming the outputs
+    that are not threshold gates over distinct input features, have a threshold below 1, or
+    more than MAX_TERMS_PER_OUTPUT terms. Outputs in the bool mask `skip` get no terms (another
+    block of the network computes them)."""
+    skip = np.zeros(circuit.n_outputs, dtype=bool) if skip is None else np.asarray(skip, bool)
+    for why, bad in uncodable(circuit, K).items():
+        _refuse(circuit, bad & ~skip, why)
+    positions, spec = superposable(circuit)
+    keep = ~skip[positions]
+    lens = csr.lengths(spec.f_offsets)
+    k = np.asarray(spec.k, dtype=np.int64)
+    live = keep & (k >= 1) & (k <= np.minimum(lens, K))     # else never true on the domain
     terms = Terms(circuit.n_outputs, K)
     groups = np.unique(np.stack([lens[live], k[live]], axis=1), axis=0) if live.any() \
         else np.zeros((0, 2), np.int64)
