@@ -21,7 +21,8 @@ def add_arguments(parser) -> None:
                         "the one `ray start --head` started here; default: a local Ray "
                         "started for this command)")
     parser.add_argument("--workers", type=argtypes.positive_int, metavar="N",
-                        help="--engine ray: tasks at a time, one shard each (default: the "
+                        help="--engine ray: workers (Ray actors, one CPU or GPU each, started "
+                        "and warmed up before the check), one shard each (default: the "
                         "cluster's CPUs, or GPUs where it has them)")
 
 

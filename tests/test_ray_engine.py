@@ -45,12 +45,21 @@ SAME = ("verified", "inputs_checked", "outputs_checked", "failing_inputs", "min_
 
 @pytest.fixture(scope="module")
 def ray_cluster():
-    """A local Ray with 2 CPUs for the module's tests (shut down at the end)."""
+    """A local Ray for the module's tests (shut down at the end), with 4 logical CPUs: room
+    for two engines of 2 workers at once, the shared `engine` and one a test starts."""
     ray = pytest.importorskip("ray")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+    ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False,
              configure_logging=False)
     yield ray
     ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def engine(ray_cluster):
+    """One 2-worker engine for the module: its workers start (and import torch) once."""
+    shared = RayEngine(workers=2)
+    yield shared
+    shared.close()
 
 
 def _write(tmp: Path, text: str, name: str, target: str, bug=None):
@@ -120,25 +129,25 @@ def test_without_ray_a_clear_error(monkeypatch):
 
 # ====================================================================== through Ray
 
-def test_exhaustive_merge_same_as_plain(ray_cluster, tmp_path):
+def test_exhaustive_merge_same_as_plain(engine, tmp_path):
     src, model, circuit, net = _write(tmp_path, PAIRS, "p40", "superposed")
-    report = RayEngine(workers=2).verify(src, net, "exhaustive", model_file=model)
+    report = engine.verify(src, net, "exhaustive", model_file=model)
     plain = _plain(circuit, net)
     assert report["verified"] is True and report["engine"]["tasks"] == 2
     assert report["shard"]["merged"] == [1, 2] and report["complete"] is True
     assert {k: report[k] for k in SAME} == {k: plain[k] for k in SAME}
     # the delta path, shard by shard, too (not only the block path)
-    delta = RayEngine(workers=2).verify(src, net, "exhaustive", model_file=model, path="delta")
+    delta = engine.verify(src, net, "exhaustive", model_file=model, path="delta")
     assert delta["verified"] is True and delta["inputs_checked"] == plain["inputs_checked"]
 
 
-def test_planted_bug_found_through_ray(ray_cluster, tmp_path):
+def test_planted_bug_found_through_ray(engine, tmp_path):
     """Bugs in the first and the last output: both shards must report theirs."""
     def bug(tensors):
         _readout_bias_down(0)(tensors)
         _readout_bias_down(-1)(tensors)
     src, model, circuit, net = _write(tmp_path, PAIRS, "bug", "dense", bug)
-    report = RayEngine(workers=2).verify(src, net, "exhaustive", model_file=model)
+    report = engine.verify(src, net, "exhaustive", model_file=model)
     plain = _plain(circuit, net)
     assert plain["verified"] is False and plain["failing_inputs"] == 2
     assert {k: report[k] for k in SAME} == {k: plain[k] for k in SAME}
@@ -146,27 +155,27 @@ def test_planted_bug_found_through_ray(ray_cluster, tmp_path):
     assert wrong == set(circuit.output_names([0, len(circuit.output_names()) - 1]))
 
 
-def test_worker_exception_is_not_verified(ray_cluster, tmp_path):
+def test_worker_exception_is_not_verified(engine, tmp_path):
     """Every task fails to read a corrupted model: undecided, the error named."""
     src, model, circuit, net = _write(tmp_path, PAIRS, "p40", "superposed")
     broken = tmp_path / "broken.safetensors"
     broken.write_bytes(b"not a model")
-    report = RayEngine(workers=2).verify(src, net, "exhaustive", model_file=broken)
+    report = engine.verify(src, net, "exhaustive", model_file=broken)
     assert report["verified"] is None and report["inputs_checked"] == 0
     assert len(report["worker_errors"]) == 2
     assert "ModelFileError" in report["note"] and "not a readable sup model" in report["note"]
 
 
-def test_smt_chunks_same_as_plain_and_refute(ray_cluster, tmp_path):
+def test_smt_chunks_same_as_plain_and_refute(engine, tmp_path):
     src, model, circuit, net = _write(tmp_path, PAIRS_TINY, "tiny", "dense")
-    report = RayEngine(workers=2).verify(src, net, "smt", model_file=model)
+    report = engine.verify(src, net, "smt", model_file=model)
     plain = verify_smt(circuit, net, module_for(net), progress=False)
     assert report["verified"] is True is plain["verified"]
     assert report["outputs_checked"] == plain["outputs_checked"] == 12
     assert report["engine"]["tasks"] == 8
     src, model, circuit, net = _write(tmp_path, PAIRS_TINY, "tinybug", "dense",
                                       _readout_bias_down(5))
-    bad = RayEngine(workers=2).verify(src, net, "smt", model_file=model)
+    bad = engine.verify(src, net, "smt", model_file=model)
     assert bad["verified"] is False and bad["outputs_refuted"] == 1
     assert bad["counterexamples"][0]["wrong"] == circuit.output_names([5])
 
@@ -183,3 +192,64 @@ def test_cli_engine_ray(ray_cluster, tmp_path, capsys):
     assert code == 2 and "drop --shard" in capsys.readouterr().err
     code = main(["verify", str(src), "--model", str(model), "--address", "auto"])
     assert code == 2 and "only with --engine ray" in capsys.readouterr().err
+
+
+# ====================================================================== workers keep their setup
+
+def test_part_runner_builds_once_per_check(tmp_path):
+    """Without Ray: a worker rebuilds circuit, network and module once per check (key), not
+    once per part; its parts still add up to the plain run; a failed build is not kept."""
+    from verify.ray_engine import PartRunner, check_job
+    src, model, circuit, net = _write(tmp_path, PAIRS, "p40", "superposed")
+    runner = PartRunner()
+    job = check_job(src, model.read_bytes(), "exhaustive")
+    parts = [runner.run(job, {"shard": [i, 3]}) for i in (1, 2, 3)]
+    assert runner.builds == 1
+    merged = merge_exhaustive(parts, [], 3, 1.0, None)
+    assert {k: merged[k] for k in SAME} == {k: _plain(circuit, net)[k] for k in SAME}
+    broken = check_job(src, b"not a model", "exhaustive")
+    with pytest.raises(Exception, match="not a readable sup model"):
+        runner.run(broken, {"shard": [1, 1]})
+    assert runner.key is None and runner.builds == 1
+    again = runner.run(check_job(src, model.read_bytes(), "exhaustive"), {"shard": [1, 1]})
+    assert runner.builds == 2 and again["verified"] is True
+
+
+def test_workers_reused_across_parts(engine, tmp_path):
+    """8 SMT chunks on 2 workers: the same two processes, each building at most once."""
+    src, model, circuit, net = _write(tmp_path, PAIRS_TINY, "tiny", "dense")
+    ray = engine.ray
+    before = ray.get([actor.ready.remote() for actor in engine.actors])
+    report = engine.verify(src, net, "smt", model_file=model)
+    after = ray.get([actor.ready.remote() for actor in engine.actors])
+    assert report["verified"] is True and report["engine"]["tasks"] == 8
+    assert len(report["engine"]["part_seconds"]) == len(report["engine"]["part_cpu_seconds"]) == 8
+    assert [a["pid"] for a in after] == [b["pid"] for b in before]
+    grew = [a["builds"] - b["builds"] for a, b in zip(after, before)]
+    assert all(g in (0, 1) for g in grew) and sum(grew) >= 1
+
+
+def test_dead_worker_leaves_its_part_undecided(ray_cluster, tmp_path):
+    """A worker that dies: its shard is undecided and named, the other worker's shard still
+    counts; its later parts go to the live worker; with none alive, every part is undecided."""
+    src, model, circuit, net = _write(tmp_path, PAIRS, "p40", "superposed")
+    own = RayEngine(workers=2)
+    try:
+        ray_cluster.kill(own.actors[0])
+        report = own.verify(src, net, "exhaustive", model_file=model)
+        shard2 = verify_exhaustive(circuit, module_for(net), shard=(2, 2), progress=False)
+        assert report["verified"] is None and report["complete"] is False
+        assert [e["task"] for e in report["worker_errors"]] == ["shard 1 of 2"]
+        assert "RayActorError" in report["note"] or "ActorDied" in report["note"]
+        assert report["inputs_checked"] == shard2["inputs_checked"] and len(own.actors) == 1
+        tiny_src, tiny_model, _, tiny_net = _write(tmp_path, PAIRS_TINY, "tiny", "dense")
+        smt = own.verify(tiny_src, tiny_net, "smt", model_file=tiny_model)
+        assert smt["verified"] is True and smt["outputs_checked"] == 12   # one worker did all
+        ray_cluster.kill(own.actors[0])
+        none_left = own.verify(src, net, "exhaustive", model_file=model)
+        assert none_left["verified"] is None and none_left["inputs_checked"] == 0
+        errors = none_left["worker_errors"]
+        assert [e["task"] for e in errors] == ["shard 1 of 2", "shard 2 of 2"]
+        assert "no Ray worker left alive" in errors[1]["error"] and own.actors == []
+    finally:
+        own.close()

@@ -111,10 +111,14 @@ class LinearTable:
             self._w_t = np.ascontiguousarray(wt.T, dtype=np.float64)             # [N, m]
         for a in range(0, len(outs), step):
             o, h = outs[a:a + step], hi[a:a + step]
-            g = np.asarray(self.r[o] @ self._w_t)
-            g[np.arange(m)[None, :] >= h[:, None]] = 0.0
+            width = max(1, min(m, int(h.max(initial=1))))       # columns c < hi only
+            w_t = self._w_t if width == m else np.ascontiguousarray(self._w_t[:, :width])
+            g = np.asarray(self.r[o] @ w_t)
+            g[np.arange(width)[None, :] >= h[:, None]] = 0.0
             n_sup = self.sup_off[o + 1] - self.sup_off[o]
-            g[np.repeat(np.arange(len(o)), n_sup), self.sup_feat[csr.concat_ranges(self.sup_off[o], n_sup)]] = 0.0
+            feat = self.sup_feat[csr.concat_ranges(self.sup_off[o], n_sup)]
+            row = np.repeat(np.arange(len(o)), n_sup)
+            g[row[feat < width], feat[feat < width]] = 0.0
             gmin[a:a + step], gmax[a:a + step] = g.min(axis=1), g.max(axis=1)
         return np.minimum(gmin, 0.0), np.maximum(gmax, 0.0)
 
@@ -172,7 +176,7 @@ def integer_network(module, circuit, domain) -> tuple[IntegerNetwork | None, str
                          r.indices.astype(np.int64), r.data.astype(np.int64),
                          rt.indptr.astype(np.int64), rt.indices.astype(np.int64),
                          rt.data.astype(np.int64), r_bias, h0, y0, pmax, pmin,
-                         FeatureBound(wt, bias, r), w_key)
+                         FeatureBound(wt, bias, r, reuse=k > 2), w_key)
     net.linear = _linear_table(net, r, circuit)     # None: no threshold-gate outputs
     return net, ""
 
@@ -190,11 +194,15 @@ def _prefix_extrema(wt: np.ndarray):
 
 class FeatureBound:
     """G_up, G_dn [m, n_out] and A_up, A_dn [n_out] of the feature bound (docs/proofs/block-check.md):
-    a dense table when it fits in `max_dense` elements, else rows computed when asked for."""
+    a dense table when it fits in `max_dense` elements and `reuse` says rows are asked for many
+    times (domains of weight 3 and more), else rows computed when asked for. At weight <= 2
+    each block's Q is one feature, asked for once: on demand costs no more than the table, and
+    a shard of the domain computes only its own blocks' rows."""
 
     max_dense = MAX_DENSE
+    row_batch = 256              # features per product when the table is built
 
-    def __init__(self, wt, bias, r):
+    def __init__(self, wt, bias, r, reuse: bool = True):
         wp = np.clip(wt.max(axis=0, initial=0), 0, None).astype(np.float64)
         wn = np.clip(-wt.min(axis=0, initial=0), 0, None).astype(np.float64)
         dormant_up = (bias + wp) <= 0
@@ -208,29 +216,46 @@ class FeatureBound:
         self.c_dn = per_neuron(wn * dormant_dn, wp * dormant_up)
         self.a_up = np.asarray(per_neuron(wp * ~dormant_up, wn * ~dormant_dn).sum(axis=0)).ravel()
         self.a_dn = np.asarray(per_neuron(wn * ~dormant_dn, wp * ~dormant_up).sum(axis=0)).ravel()
-        self.feeds = sp.csr_matrix((wt > 0).astype(np.float64))                  # [m, N]
-        self.dense = wt.shape[0] * r.shape[0] <= self.max_dense
+        self.feeds = wt > 0                                     # bool [m, N], dense like wt
+        self.c_up_t = self.c_up.T.tocsr()                                       # [n_out, N]
+        self.c_dn_t = self.c_dn.T.tocsr()
+        self.dense = reuse and wt.shape[0] * r.shape[0] <= self.max_dense
         self.has_dn = self.c_dn.nnz > 0
         if self.dense:
-            self.g_up = (self.feeds @ self.c_up).toarray()
-            self.g_dn = (self.feeds @ self.c_dn).toarray() if self.has_dn else None
+            self.g_up = self._table(self.c_up_t)
+            self.g_dn = self._table(self.c_dn_t) if self.has_dn else None
+
+    def _table(self, c_t) -> np.ndarray:
+        """G = feeds C row batch by row batch, each as (C^T feeds[rows]^T)^T: C sparse, feeds
+        dense (a sparse-by-sparse product with a dense result is many times slower)."""
+        m, step = self.feeds.shape[0], self.row_batch
+        table = np.empty((m, c_t.shape[0]))
+        for a in range(0, m, step):
+            table[a:a + step] = (c_t @ self.feeds[a:a + step].T.astype(np.float64)).T
+        return table
 
     def sums(self, q: np.ndarray):
         """(sum of G_up rows, sum of G_dn rows) over the features of each row of q [B, j-1]."""
-        n_b, n_out = q.shape[0], self.c_up.shape[1]
         if q.shape[1] == 0:
             return 0.0, 0.0
         if self.dense:
             up = self.g_up[q].sum(axis=1)
             dn = self.g_dn[q].sum(axis=1) if self.has_dn else 0.0
             return up, dn
-        feats, inv = np.unique(q, return_inverse=True)
-        inv = inv.reshape(q.shape)
-        rows = self.feeds[feats]
-        up_rows = (rows @ self.c_up).toarray()
-        up = up_rows[inv].sum(axis=1)
-        dn = (rows @ self.c_dn).toarray()[inv].sum(axis=1) if self.has_dn else 0.0
-        return up.reshape(n_b, n_out), dn
+        # G is linear in feeds: the sum of Q's rows of G is (the sum of Q's rows of feeds) C
+        fed = self.feeds[q].sum(axis=1, dtype=np.float64)                         # [B, N]
+        up = _transposed(self.c_up_t @ fed.T)
+        dn = _transposed(self.c_dn_t @ fed.T) if self.has_dn else 0.0
+        return up, dn
+
+
+def _transposed(a: np.ndarray, step: int = 512) -> np.ndarray:
+    """a.T as a C-ordered array, copied in slabs of rows (about twice as fast as one strided
+    copy of a tall array)."""
+    out = np.empty((a.shape[1], a.shape[0]), dtype=a.dtype)
+    for i in range(0, a.shape[0], step):
+        out[:, i:i + step] = a[i:i + step].T
+    return out
 
 
 def _linear_table(net: IntegerNetwork, r, circuit) -> LinearTable | None:

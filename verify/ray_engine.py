@@ -1,19 +1,23 @@
 """Verification on many machines through Ray: shards of an exhaustive check and chunks of the
-per-output SMT queries run as Ray tasks, and their reports are merged as `--merge` does.
+per-output SMT queries run on Ray workers, and their reports are merged as `--merge` does.
 
     engine = RayEngine(address=None, workers=2)      # None: start a local Ray on this machine
     report = engine.verify("c.sup", net, "exhaustive", model_file="m.safetensors")
     engine.close()
 
-Each task gets the circuit file's bytes and the saved network's bytes (nothing but bytes and
-JSON-ready values cross the wire, so a worker on another machine needs only sup installed,
-not the driver's files), rebuilds circuit, network and module, runs `verify_exhaustive` on
-its shard `i/n` (or `verify_smt` / `verify_smt_tree` on its outputs) and returns the report.
-Where the cluster has GPUs, each task asks for one and runs its module on CUDA.
+Each worker is a Ray actor (`PartRunner`, one CPU or one GPU) started with the engine: it pays
+a fresh process's fixed costs once, when created (the verifier's imports, the .sup parser's
+tables), not in every check. A check puts the circuit file's bytes and the saved network's
+bytes in Ray's object store once (nothing but bytes and JSON-ready values cross the wire, so
+a worker on another machine needs only sup installed, not the driver's files); the parts
+(exhaustive: shard `i/n`, one per worker; smt: output chunks) go to the workers as they come
+free, and a worker rebuilds circuit, network and module once per check, not once per part.
+Where the cluster has GPUs, each worker holds one and runs its module on CUDA.
 
-A task that raises never counts as checked: its shard (or outputs) is missing from the merge,
+A part that raises never counts as checked: its shard (or outputs) is missing from the merge,
 so the verdict is undecided (or False when another shard found a counterexample) and the
-report's `worker_errors` and `note` say which task failed and why.
+report's `worker_errors` and `note` say which part failed and why. A worker that dies takes
+no more parts; parts left when none is alive fail the same way.
 
 Ray is optional (`pip install -e '.[ray]'`); without it `RayEngine` raises `RayUnavailable`.
 """
@@ -23,11 +27,12 @@ from __future__ import annotations
 import os
 import tempfile
 import time
+import uuid
 from pathlib import Path
 
 from backends import SupModule
 from backends.serialize import load, model_path, save
-from dsl import Limits, formats
+from dsl import Limits, formats, parse
 
 from .exhaustive import verify_exhaustive
 from .report import Report, merge
@@ -37,6 +42,8 @@ from .smt_tree import verify_smt_tree
 
 METHODS = ("exhaustive", "smt")      # the methods a Ray engine splits into tasks
 SMT_CHUNKS_PER_WORKER = 4             # SMT queries vary in time: more chunks balance the load
+START_TIMEOUT_S = 600                 # how long the workers may take to start (imports, a node)
+WARM_UP_CIRCUIT = "circuit warm_up; input x[2]; output y = x[0] & x[1];"
 
 
 class RayUnavailable(RuntimeError):
@@ -52,11 +59,11 @@ def ray_available() -> bool:
     return True
 
 
-# ================================================================ the task (runs on a worker)
+# ================================================================ on a worker
 
-def run_task(job: dict) -> dict:
-    """One Ray task: rebuild circuit, network and module from `job`'s bytes and check the part
-    `job` names (exhaustive: `shard` [i, n]; smt: `outputs` [lo, hi)); the report as JSON."""
+def build(job: dict) -> tuple:
+    """(circuit, network, module) rebuilt from `job`'s bytes: the circuit file (read with the
+    job's limits) and the saved network, the module of `job`'s dtype on `job`'s device."""
     with tempfile.TemporaryDirectory(prefix="sup-ray-") as tmp:
         circuit_path = Path(tmp) / job["circuit_name"]
         circuit_path.write_bytes(job["circuit_bytes"])
@@ -64,7 +71,13 @@ def run_task(job: dict) -> dict:
         net_path = Path(tmp) / "model.safetensors"
         net_path.write_bytes(job["model_bytes"])
         net = load(net_path)
-    module = module_for(net, job["dtype"], job["device"])
+    return circuit, net, module_for(net, job["dtype"], job["device"])
+
+
+def check_part(built: tuple, job: dict) -> dict:
+    """Check the part `job` names (exhaustive: `shard` [i, n]; smt: `outputs` [lo, hi)) of
+    `built` (circuit, network, module); the report as JSON, with the check's `cpu_seconds`."""
+    circuit, net, module = built
     cpu = time.process_time()
     if job["method"] == "exhaustive":
         report = verify_exhaustive(circuit, module, shard=tuple(job["shard"]), batch=job["batch"],
@@ -76,6 +89,37 @@ def run_task(job: dict) -> dict:
                        outputs=list(range(*job["outputs"])),
                        max_counterexamples=job["max_counterexamples"], progress=False)
     return {**report, "cpu_seconds": round(time.process_time() - cpu, 3)}
+
+
+def warm_up() -> None:
+    """What a fresh worker process pays once, done before any check: this module's imports
+    (the verifier, torch) are done by loading it; the .sup parser's tables are built by
+    parsing a one-line circuit."""
+    parse(WARM_UP_CIRCUIT)
+
+
+class PartRunner:
+    """The body of one Ray actor (a worker): warmed up when created, then checks the parts it
+    is given, keeping the circuit, network and module of the check it last saw (`common`'s
+    `key`) so that a check's second and later parts on this worker skip rebuilding them."""
+
+    def __init__(self):
+        warm_up()
+        self.key, self.built = None, None
+        self.builds = 0
+
+    def ready(self) -> dict:
+        """Answers once the worker has started: its process id and how many builds it did."""
+        return {"pid": os.getpid(), "builds": self.builds}
+
+    def run(self, common: dict, part: dict) -> dict:
+        """`part` ({shard} or {outputs}) of the check `common` describes, as `check_part`."""
+        if self.key != common["key"]:
+            self.key, self.built = None, None      # a failed build leaves nothing to reuse
+            self.built = build(common)
+            self.key = common["key"]
+            self.builds += 1
+        return check_part(self.built, {**common, **part})
 
 
 # ================================================================ merging
@@ -160,8 +204,9 @@ def _with_errors(report: dict, errors: list, consequence: str) -> dict:
 # ================================================================ the driver
 
 class RayEngine:
-    """Runs exhaustive shards and SMT chunks as Ray tasks on the cluster at `address` (None:
-    a local Ray started here with `workers` CPUs, or the Ray this process already started)."""
+    """Runs exhaustive shards and SMT chunks on `workers` Ray actors on the cluster at `address`
+    (None: a local Ray started here with `workers` CPUs, or the Ray this process already
+    started). The workers start, and warm up, with the engine; `close()` ends them."""
 
     def __init__(self, address: str | None = None, workers: int | None = None,
                  device: str = "auto"):
@@ -172,16 +217,18 @@ class RayEngine:
                                  "(or pip install 'ray[default]')") from None
         self.ray, self.address, self.device = ray, address, device
         self.started = False
+        self.actors = []
         if not ray.is_initialized():
             self._start(address, workers)
         resources = ray.cluster_resources()
         self.gpus = int(resources.get("GPU", 0))
         if device == "cuda" and not self.gpus:
+            self.close()
             raise RayUnavailable("--device cuda: the Ray cluster has no GPU")
         self.use_gpu = self.gpus > 0 and device != "cpu"
         capacity = self.gpus if self.use_gpu else int(resources.get("CPU", 1))
-        self.workers = max(1, min(workers or capacity, capacity) if not self.use_gpu
-                           else (workers or capacity))
+        self.workers = max(1, min(workers or capacity, capacity))
+        self.actors = self._start_workers()
 
     def _start(self, address, workers) -> None:
         options = dict(include_dashboard=False, log_to_driver=False,
@@ -196,8 +243,26 @@ class RayEngine:
             raise RayUnavailable(f"cannot start {where}: {exc}") from None
         self.started = True
 
+    def _start_workers(self) -> list:
+        """`self.workers` PartRunner actors (one CPU or one GPU each), started and warmed up."""
+        resources = {"num_gpus": 1} if self.use_gpu else {"num_cpus": 1}
+        runner = self.ray.remote(**resources, max_restarts=0, max_task_retries=0)(PartRunner)
+        actors = [runner.remote() for _ in range(self.workers)]
+        try:
+            self.ray.get([actor.ready.remote() for actor in actors], timeout=START_TIMEOUT_S)
+        except Exception as exc:            # noqa: BLE001  (timeout, a worker that died)
+            self.actors = actors
+            self.close()
+            raise RayUnavailable(f"the {self.workers} Ray worker(s) did not start within "
+                                 f"{START_TIMEOUT_S} s: {_message(exc)}") from None
+        return actors
+
     def close(self) -> None:
-        """Shut down the Ray this engine started (a Ray it found running is left alone)."""
+        """End the workers, and shut down the Ray this engine started (a Ray it found running
+        is left alone)."""
+        for actor in self.actors:
+            self.ray.kill(actor)
+        self.actors = []
         if self.started:
             self.ray.shutdown()
             self.started = False
@@ -206,33 +271,28 @@ class RayEngine:
                limits: Limits | None = None, batch: int = 1 << 16, path: str = "auto",
                timeout_ms: int = 10_000, max_counterexamples: int = 20) -> Report:
         """Check `net` (compiled from the circuit in `circuit_file`) by 'exhaustive' (one shard
-        per worker) or 'smt' (output chunks) on the cluster and merge the task reports.
+        per worker) or 'smt' (output chunks) on the workers and merge their reports.
         `model_file`: the saved network (else `net` is saved to a temporary file first);
         `dtype`: the module's float type name (None: the target's default)."""
         if method not in METHODS:
             raise ValueError(f"the Ray engine runs {', '.join(METHODS)}, not {method}")
-        limits = limits or Limits()
-        common = {"circuit_name": Path(circuit_file).name,
-                  "circuit_bytes": Path(circuit_file).read_bytes(),
-                  "model_bytes": self._model_bytes(net, model_file),
-                  "limits": {"max_elements": limits.max_elements,
-                             "max_inputs": limits.max_inputs},
-                  "dtype": dtype, "device": "cuda" if self.use_gpu else "cpu", "method": method,
-                  "batch": batch, "path": path, "timeout_ms": timeout_ms,
-                  "max_counterexamples": max_counterexamples}
+        common = check_job(circuit_file, self._model_bytes(net, model_file), method,
+                           limits=limits, dtype=dtype, device="cuda" if self.use_gpu else "cpu",
+                           batch=batch, path=path, timeout_ms=timeout_ms,
+                           max_counterexamples=max_counterexamples)
         start = time.perf_counter()
         if method == "exhaustive":
             n = self.workers
-            jobs = [({**common, "shard": [i, n]}, f"shard {i} of {n}") for i in range(1, n + 1)]
-            reports, errors = self._run(jobs)
+            parts = [({"shard": [i, n]}, f"shard {i} of {n}") for i in range(1, n + 1)]
+            reports, errors = self._run(common, parts)
             return self._tagged(merge_exhaustive(reports, errors, n, time.perf_counter() - start,
-                                                 None), n)
+                                                 None), n, reports)
         total = len(net.output_names())
         chunks = _chunks(total, self.workers * SMT_CHUNKS_PER_WORKER)
-        jobs = [({**common, "outputs": list(c)}, f"outputs {c[0]}..{c[1] - 1}") for c in chunks]
-        reports, errors = self._run(jobs)
+        parts = [({"outputs": list(c)}, f"outputs {c[0]}..{c[1] - 1}") for c in chunks]
+        reports, errors = self._run(common, parts)
         return self._tagged(merge_smt(reports, errors, total, time.perf_counter() - start,
-                                      max_counterexamples), len(jobs))
+                                      max_counterexamples), len(parts), reports)
 
     def _model_bytes(self, net, model_file) -> bytes:
         if model_file is not None:
@@ -240,33 +300,76 @@ class RayEngine:
         with tempfile.TemporaryDirectory(prefix="sup-ray-") as tmp:
             return save(net, Path(tmp) / "model").read_bytes()
 
-    def _run(self, jobs: list) -> tuple:
-        """(reports of the tasks that ran, errors of those that raised), each error naming its
-        task and, for SMT chunks, its `outputs`."""
+    def _run(self, common: dict, parts: list) -> tuple:
+        """Run `parts` [(part, name)] on the workers, each worker taking the next part when it
+        is free; (reports of the parts that ran, in the order of `parts`; errors of those that
+        raised or found no worker alive, each naming its part and its `shard` or `outputs`)."""
         ray = self.ray
-        resources = {"num_gpus": 1} if self.use_gpu else {"num_cpus": 1}
-        task = ray.remote(**resources, max_retries=0)(run_task)
-        futures = [task.remote(job) for job, _ in jobs]
+        shared = ray.put(common)                 # once in the object store, not once per part
+        todo = list(enumerate(parts))[::-1]      # popped from the end: in order
+        idle, running, results = list(self.actors), {}, {}
+        while todo and (idle or running):
+            while idle and todo:
+                actor, (index, (part, _)) = idle.pop(0), todo.pop()
+                running[actor.run.remote(shared, part)] = (actor, index)
+            done, _ = ray.wait(list(running), num_returns=1)
+            actor, index = running.pop(done[0])
+            results[index] = self._outcome(done[0], actor, idle)
+        for future, (actor, index) in running.items():
+            results[index] = self._outcome(future, actor, idle)
+        for index, _ in todo:                    # every worker died before these started
+            results[index] = (None, "RayActorError: no Ray worker left alive")
         reports, errors = [], []
-        for future, (job, name) in zip(futures, jobs):
-            try:
-                reports.append(ray.get(future))
-            except Exception as exc:         # noqa: BLE001  (any task failure is reported)
-                cause = getattr(exc, "cause", None) or exc
-                message = str(cause).strip().splitlines()
-                error = {"task": name, "error": f"{type(cause).__name__}: "
-                                                 f"{message[-1] if message else ''}"}
-                if "outputs" in job:
-                    error["outputs"] = job["outputs"]
-                if "shard" in job:
-                    error["shard"] = job["shard"]
-                errors.append(error)
+        for index, (part, name) in enumerate(parts):
+            report, message = results[index]
+            if message is None:
+                reports.append(report)
+            else:
+                errors.append({"task": name, "error": message, **part})
         return reports, errors
 
-    def _tagged(self, report: Report, tasks: int) -> Report:
-        return report.with_fields(engine={"name": "ray", "address": self.address or "local",
-                                          "workers": self.workers, "tasks": tasks,
-                                          "gpu_tasks": self.use_gpu})
+    def _outcome(self, future, actor, idle: list) -> tuple:
+        """(report, None) or (None, error message) of a finished part; its worker goes back to
+        `idle` unless it died (then it leaves the engine)."""
+        try:
+            report = self.ray.get(future)
+        except self.ray.exceptions.RayActorError as exc:
+            self.actors = [a for a in self.actors if a is not actor]
+            return None, _message(exc)
+        except Exception as exc:                 # noqa: BLE001  (any part failure is reported)
+            idle.append(actor)
+            return None, _message(exc)
+        idle.append(actor)
+        return report, None
+
+    def _tagged(self, report: Report, tasks: int, reports: list) -> Report:
+        """The report with its `engine` field: how it ran, and each part's own wall and CPU
+        seconds (in the order of the parts that ran)."""
+        return report.with_fields(engine={
+            "name": "ray", "address": self.address or "local", "workers": self.workers,
+            "tasks": tasks, "gpu_tasks": self.use_gpu,
+            "part_seconds": [r["seconds"] for r in reports],
+            "part_cpu_seconds": [r.get("cpu_seconds") for r in reports]})
+
+
+def check_job(circuit_file, model_bytes: bytes, method: str, *, limits: Limits | None = None,
+              dtype=None, device: str = "cpu", batch: int = 1 << 16, path: str = "auto",
+              timeout_ms: int = 10_000, max_counterexamples: int = 20) -> dict:
+    """What every part of one check shares (`build` and `check_part` read it): the circuit
+    file's bytes and the saved network's, the options, and a fresh `key` naming the check."""
+    limits = limits or Limits()
+    return {"key": uuid.uuid4().hex, "circuit_name": Path(circuit_file).name,
+            "circuit_bytes": Path(circuit_file).read_bytes(), "model_bytes": model_bytes,
+            "limits": {"max_elements": limits.max_elements, "max_inputs": limits.max_inputs},
+            "dtype": dtype, "device": device, "method": method, "batch": batch, "path": path,
+            "timeout_ms": timeout_ms, "max_counterexamples": max_counterexamples}
+
+
+def _message(exc: BaseException) -> str:
+    """'Type: last line' of the error a part (or a worker) raised."""
+    cause = getattr(exc, "cause", None) or exc
+    lines = str(cause).strip().splitlines()
+    return f"{type(cause).__name__}: {lines[-1] if lines else ''}"
 
 
 def _chunks(total: int, parts: int) -> list:
