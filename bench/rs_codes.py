@@ -3,13 +3,15 @@
     python bench/rs_codes.py                                   # the default rows below
     python bench/rs_codes.py --only 2:10,2:12 --all-pairs none # single rows
     python bench/rs_codes.py --only none --all-pairs 363:2,363:3
+    python bench/rs_codes.py --only 2:14 --all-pairs none --exhaustive-domain 1e8 --threads 1
 
 Rows K:EXP are random pairwise ANDs over m = m'/4 features (m' = 2^EXP outputs, the
 `pairs(m, m', seed=1)` family of bench/superposed_scaling.py) at sparsity K; `--all-pairs
 M:K` adds the all-pairs AND of M features (m' = M(M-1)/2). Each row compiles with
 `--input-code rs --output-code rs`, proves the network with the structural certificate from
 its stored weights (verify/code_certificate.py) and, where the domain times the outputs is at
-most --exhaustive-limit, checks every input of the domain with the exhaustive verifier. Rows
+most --exhaustive-limit or the domain has at most --exhaustive-domain inputs, checks every input
+of the domain with the exhaustive verifier (its coded path, verify/coded_check.py). Rows
 are merged into bench/results/rs_codes.json; the plot docs/rs_codes.png is drawn from all
 stored rows. Prints a markdown table.
 """
@@ -19,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 import time
 import warnings
@@ -55,7 +58,7 @@ def all_pairs_text(m: int, k: int) -> str:
             f"j in i+1..{m};")
 
 
-def run(text: str, family: str, exhaustive_limit: float) -> dict:
+def run(text: str, family: str, exhaustive_limit: float, exhaustive_domain: float = 0) -> dict:
     circuit = dsl.loads(text, f"{family}.sup")
     m_out, k, m = circuit.n_outputs, circuit.sparsity, circuit.n_inputs
     start = time.perf_counter()
@@ -67,7 +70,7 @@ def run(text: str, family: str, exhaustive_limit: float) -> dict:
     cert = verify(circuit, net, module, "structural")
     domain = verification_domain(circuit).size
     exhaustive = None
-    if domain * m_out <= exhaustive_limit:
+    if domain * m_out <= exhaustive_limit or domain <= exhaustive_domain:
         exhaustive = verify(circuit, net, module, "exhaustive", progress=False)
     log = math.log2(m_out)
     codes = info["codes"]
@@ -83,6 +86,8 @@ def run(text: str, family: str, exhaustive_limit: float) -> dict:
         "exhaustive": None if exhaustive is None else exhaustive["verified"],
         "exhaustive_s": None if exhaustive is None else exhaustive["seconds"],
         "exhaustive_margin": None if exhaustive is None else exhaustive["min_margin"],
+        "exhaustive_path": None if exhaustive is None else exhaustive["path"],
+        "load1": round(os.getloadavg()[0], 2),
         "date": time.strftime("%Y-%m-%d"),
     }
 
@@ -133,6 +138,8 @@ def main() -> None:
     parser.add_argument("--all-pairs", default=DEFAULT_ALL_PAIRS, help="rows M:K,... or 'none'")
     parser.add_argument("--exhaustive-limit", type=float, default=5e9,
                         help="run the exhaustive verifier where domain x outputs <= this")
+    parser.add_argument("--exhaustive-domain", type=float, default=0,
+                        help="also run it where the domain has at most this many inputs")
     parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
     parser.add_argument("--table", action="store_true", help="print the stored rows only")
     add_device_argument(parser)
@@ -148,7 +155,7 @@ def main() -> None:
             print(table_row(r))
     else:
         for text, family in jobs(args):
-            row = run(text, family, args.exhaustive_limit)
+            row = run(text, family, args.exhaustive_limit, args.exhaustive_domain)
             rows = store(row)
             print(table_row(row), flush=True)
     plot(rows)

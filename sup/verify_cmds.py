@@ -128,7 +128,7 @@ def _run(args, circuit, net, module, method: str, shard) -> Report:
                         samples=args.samples, seed=args.seed or 0,
                         max_counterexamples=args.max_counterexamples, progress=not args.json)
     except ValueError as exc:
-        if not (method == "exhaustive" and args.path in ("blocks", "delta")):
+        if not (method == "exhaustive" and args.path in ("blocks", "coded", "delta")):
             raise
         raise UsageError(str(exc)) from None
 

@@ -16,3 +16,12 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def no_local_proof(monkeypatch):
+    """Switch off the local-enumeration fast path (verify/local_proof.py), so tests of the
+    z3 encoding and the sweep exercise them. Use with
+    `pytestmark = pytest.mark.usefixtures("no_local_proof")`."""
+    import verify.local_proof
+    monkeypatch.setattr(verify.local_proof, "ENABLED", False)

@@ -27,7 +27,7 @@ except ImportError:  # pragma: no cover
     from test_verify import (PLANTED, _planted_source, brute_force, check_smt_refutes, cpu,
                              example, plant_bug, random_example)
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
+pytestmark = pytest.mark.usefixtures("one_torch_thread", "no_local_proof")
 
 
 def _brute_boolean(ws, b) -> bool:

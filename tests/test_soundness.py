@@ -251,7 +251,8 @@ def methods(kind: str):
     """(name, run(circuit, net, module) -> report or raises ValueError) for this model kind."""
     def exhaustive(path):
         return lambda c, n, m: verify_exhaustive(c, m, progress=False, path=path)
-    out = [(f"exhaustive-{p}", exhaustive(p)) for p in ("auto", "blocks", "delta", "dense")]
+    out = [(f"exhaustive-{p}", exhaustive(p))
+           for p in ("auto", "blocks", "coded", "delta", "dense")]
     out.append(("structural", lambda c, n, m: verify_structural(c, n, m)))
     out.append(("sample", lambda c, n, m: verify_sample(c, m, samples=2000, progress=False)))
     if kind == "conditional":

@@ -39,7 +39,7 @@ except ImportError:  # pragma: no cover
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 from make_multiplier import multiplier  # noqa: E402
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
+pytestmark = pytest.mark.usefixtures("one_torch_thread", "no_local_proof")
 
 
 @pytest.fixture

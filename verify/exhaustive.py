@@ -30,6 +30,8 @@ from dsl.semantics import DONT_CARE, evaluate_active
 from .compare import MARGIN_FLOOR, contains_sorted as _contains, is_wrong, lookup_sorted, margins  # noqa: F401
 from .compare import decision_threshold
 from .block_check import BlockCheck, domain_blocks, integer_network
+from .coded_check import (CodedCheck, coded_problem, prefers_coded, run_coded,
+                          sample_inputs)
 from .dense_check import delta_cost, dense_cost, readout_for
 from .progress import progress_bar
 from .smt import module_layers, rounding_bounds
@@ -37,7 +39,8 @@ from .smt_tree import dyadic_scale
 from .report import returns_report
 from .tensor_check import TensorCheck, tensor_applies
 
-PATHS = ("auto", "blocks", "delta", "dense", "tensor")   # how the exhaustive check evaluates inputs
+# how the exhaustive check evaluates inputs
+PATHS = ("auto", "blocks", "coded", "delta", "dense", "tensor")
 
 DEFAULT_BATCH = 1 << 16
 
@@ -213,12 +216,14 @@ def _overlay(keys, change_keys, change_values, base_values):
 def verify_exhaustive(circuit, module, shard=(1, 1), batch: int = DEFAULT_BATCH,
                       max_counterexamples: int = 20, progress: bool = True,
                       path: str = "auto") -> dict:
-    """Check every input of the shard; `path`: 'blocks', 'delta', 'dense', 'tensor' or 'auto'.
+    """Check every input of the shard; `path`: 'blocks', 'coded', 'delta', 'dense', 'tensor' or
+    'auto'.
 
     auto takes, on a GPU, the tensor path (verify/tensor_check.py: dense blocks exact in low
-    precision) where it applies; else the block path (verify/block_check.py) where it applies
-    (one-hidden-layer integer networks on a sparse domain), else the cheaper of dense and
-    delta."""
+    precision) where it applies; else the coded path (verify/coded_check.py: a linear layer
+    before a sparse read-out, coded outputs) where it applies; else the block path
+    (verify/block_check.py) where it applies (one-hidden-layer integer networks on a sparse
+    domain), else the cheaper of dense and delta."""
     domain = verification_domain(circuit)       # the sparse domain, or a table's rows
     start_rank, stop_rank = domain.shard(*shard)
     start = time.perf_counter()
@@ -229,6 +234,14 @@ def verify_exhaustive(circuit, module, shard=(1, 1), batch: int = DEFAULT_BATCH,
                                   progress, start)
         if path == "tensor":
             raise ValueError(f"the tensor path does not apply: {why}")
+    if path == "coded" or (path == "auto" and prefers_coded(module)):
+        if coded_problem(module):
+            raise ValueError(f"the coded path does not apply: {coded_problem(module)}")
+        coded = CodedCheck(circuit, module, max_counterexamples)
+        coded.choose_level(sample_inputs(domain, 0, domain.size))   # same in every shard
+        # auto: only where it beats the dense read-out (few outputs: dense is cheaper)
+        if path == "coded" or coded.seconds_per_input() < dense_cost(module):
+            return _verify_coded(circuit, module, domain, shard, coded, progress, start)
     if path in ("auto", "blocks"):
         net, why = integer_network(module, circuit, domain)
         if net is not None:
@@ -258,7 +271,9 @@ def _verify_blocks(circuit, module, net, domain, shard, max_counterexamples, pro
     start_rank, stop_rank = domain.shard(*shard)
     check = BlockCheck(circuit, module, net, max_counterexamples)
     width = max(domain.max_weight, 1)
-    max_blocks = max(1, min((1 << 22) // max(net.n_out, 1), (1 << 20) // max(net.m, 1)))
+    # [blocks, outputs] arrays of at most 2^20 entries (8 MB): 4x larger ones ran ~1.5x
+    # slower when two processes shared the cache (docs/benchmarks.md, Ray workers)
+    max_blocks = max(1, min((1 << 20) // max(net.n_out, 1), (1 << 20) // max(net.m, 1)))
     with progress_bar(stop_rank - start_rank, "inputs", enabled=progress) as bar:
         if start_rank == 0 and stop_rank > 0:
             check.check_empty_input()
@@ -270,6 +285,16 @@ def _verify_blocks(circuit, module, net, domain, shard, max_counterexamples, pro
     report = _report(check, domain, shard, start, None if math.isinf(best) else
                      (best if exact else MARGIN_FLOOR), not exact, "blocks", module)
     report["block_stats"] = check.stats.as_dict()
+    return report
+
+
+def _verify_coded(circuit, module, domain, shard, check, progress, start) -> dict:
+    start_rank, stop_rank = domain.shard(*shard)
+    check = run_coded(check, domain, start_rank, stop_rank, progress)
+    best, exact = check.margin
+    report = _report(check, domain, shard, start, best, not exact, "coded", module)
+    report["coded"] = {"level": check.level,
+                       "table_keys": {str(t): len(tb.map.keys) for t, tb in check.tables.items()}}
     return report
 
 
