@@ -120,6 +120,7 @@ def test_saved_buggy_model_exit_1(capsys, bad_model, method):
         assert listed == fails
 
 
+@pytest.mark.usefixtures("no_local_proof")   # z3 itself must answer unknown
 def test_smt_undecided_exit_3(capsys, monkeypatch):
     monkeypatch.setattr(z3.Solver, "check", lambda self, *args: z3.unknown)
     code, report = run(capsys, C17, "--method", "smt")
