@@ -24,21 +24,12 @@ from dsl.semantics import DONT_CARE, evaluate_active
 from verify import verify_exhaustive
 from verify.coded_check import CodedCheck, coded_problem, prefers_coded, run_coded
 
+from test_rs_codes import all_pairs_text, pairs_text
+
 torch.set_num_threads(1)
 
 SAME = ("verified", "inputs_checked", "outputs_checked", "failing_inputs", "counterexamples",
         "min_margin", "min_margin_is_lower_bound", "dtype", "domain_size", "complete")
-
-
-def pairs_text(m_out: int, k: int, seed: int = 1) -> str:
-    f = m_out // 4
-    return (f"const P = pairs({f}, {m_out}, seed={seed}); input x[{f}]; sparsity {k}; "
-            "output y[u, v] = x[u] & x[v] for (u, v) in P;")
-
-
-def all_pairs_text(m: int, k: int) -> str:
-    return (f"input x[{m}]; sparsity {k}; "
-            f"output y[i, j] = x[i] & x[j] for i in 0..{m}, j in i+1..{m};")
 
 
 def coded(text: str):

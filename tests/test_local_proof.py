@@ -17,9 +17,7 @@
 from __future__ import annotations
 
 import copy
-import sys
 from fractions import Fraction
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -40,8 +38,7 @@ except ImportError:  # pragma: no cover
     from test_verify import (brute_force, check_smt_refutes, perturbed, plant_bug,
                              random_example)
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
-from make_multiplier import multiplier  # noqa: E402
+from test_sweep import all_inputs, mult_network
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -53,21 +50,11 @@ def cpu(net, dtype=None) -> SupModule:
         SupModule(net, device="cpu", dtype=dtype)
 
 
-def _mult(n: int):
-    circuit = dsl.loads(multiplier(n), name=f"mult{n}")
-    return circuit, compile_circuit(circuit, target="dense")
-
-
-def _all_inputs(m: int) -> np.ndarray:
-    v = np.arange(1 << m)
-    return ((v[:, None] >> np.arange(m)) & 1).astype(bool)
-
-
 def _fast(circuit, module):
     return prove_locally(circuit, module, None, tight_rounding_bounds)
 
 
-CIRCUIT4, NET4 = _mult(4)
+CIRCUIT4, NET4 = mult_network(4)
 
 
 # ================================================================ the tables are exact
@@ -89,7 +76,7 @@ def _check_tables(circuit, net):
     the forward (the prover is run layer by layer: `values` after each is that layer's)."""
     module = cpu(net)
     layers, input_map, _, _ = rounding_setup(circuit, module)
-    x = _all_inputs(circuit.n_inputs)
+    x = all_inputs(circuit.n_inputs)
     if circuit.sparsity is not None:
         x = x[x.sum(axis=1) <= circuit.sparsity]
     signals = signal_values(circuit, x.astype(np.uint8)).astype(np.int64)
@@ -124,7 +111,7 @@ def test_tables_equal_the_forward_on_random_circuits(seed):
 
 def test_multipliers_proved_without_a_solver():
     for n in (4, 6):
-        circuit, net = _mult(n)
+        circuit, net = mult_network(n)
         report = verify(circuit, net, cpu(net), method="smt", progress=False)
         assert report["verified"] is True and report["outputs_checked"] == 2 * n
         assert report["encoding"]["name"] == "local enumeration"

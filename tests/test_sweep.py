@@ -48,12 +48,14 @@ def sweep_first(monkeypatch):
     monkeypatch.setattr(sweep_mod, "FIRST_TRY_MS", 0)
 
 
-def _mult(n: int):
+def mult_network(n: int):
+    """(circuit, dense network) of the n x n array multiplier."""
     circuit = dsl.loads(multiplier(n), name=f"mult{n}")
     return circuit, compile_circuit(circuit, target="dense")
 
 
-def _all_inputs(m: int) -> np.ndarray:
+def all_inputs(m: int) -> np.ndarray:
+    """bool [2^m, m]: every assignment of m inputs."""
     v = np.arange(1 << m)
     return ((v[:, None] >> np.arange(m)) & 1).astype(bool)
 
@@ -63,10 +65,10 @@ def _all_inputs(m: int) -> np.ndarray:
 def test_atom_simulation_reproduces_the_forward():
     """The last hidden layer's neurons, read from the simulated atoms through their Forms,
     equal the numpy forward of the module's layers on every input of a 4x4 multiplier."""
-    circuit, net = _mult(4)
+    circuit, net = mult_network(4)
     module = cpu(net)
     enc = encode(circuit, module)[1]
-    x = _all_inputs(circuit.n_inputs)
+    x = all_inputs(circuit.n_inputs)
     atoms = AtomGraph(enc).simulate(x)
     h = x.astype(float)[:, np.asarray(module.input_map.cpu())]
     for layer in module_layers(module)[:-1]:
@@ -92,7 +94,7 @@ def test_samples_and_neighbours_stay_in_the_domain():
 
 @pytest.mark.parametrize("n", [4, 6, 8])
 def test_multipliers_proved_by_sweeping(sweep_first, n):
-    circuit, net = _mult(n)
+    circuit, net = mult_network(n)
     report = verify_smt_boolean(circuit, net, cpu(net), progress=False)
     assert report["verified"] is True, (report["undecided"], report["counterexamples"])
     assert report["outputs_checked"] == 2 * n
@@ -106,12 +108,12 @@ def test_multipliers_proved_by_sweeping(sweep_first, n):
 def test_sweep_merges_are_true_equalities():
     """Every atom the sweep merged equals its signal (or atom) on all 2^12 inputs of a 6x6
     multiplier (atoms simulated, signals evaluated)."""
-    circuit, net = _mult(6)
+    circuit, net = mult_network(6)
     solver, enc, spec, features, _, _ = encode(circuit, cpu(net))
     merges = []
     stats, _ = sweep(solver, enc, spec, features, circuit, merges=merges)
     assert stats["merged"] == len(merges) > 0
-    x = _all_inputs(circuit.n_inputs)
+    x = all_inputs(circuit.n_inputs)
     atoms = AtomGraph(enc).simulate(x)
     signals = signal_values(circuit, x.astype(np.uint8)).T.astype(bool)
     n = circuit.n_signals
@@ -149,7 +151,7 @@ def _middle_change(net, what: str):
     raise AssertionError("no change fails")
 
 
-CIRCUIT4, NET4 = _mult(4)
+CIRCUIT4, NET4 = mult_network(4)
 
 
 @pytest.mark.parametrize("what", ["w", "b"])
@@ -210,8 +212,8 @@ def test_domain_only_equivalence(sparsity, holds):
     merges = []
     sweep(solver, enc, spec, features, circuit, merges=merges)
     xor_id = next(i for i in range(circuit.n_signals) if i > circuit.n_inputs + 1 and
-                  np.array_equal(signal_values(circuit, _all_inputs(4).astype(np.uint8))[:, i],
-                                 _all_inputs(4)[:, 0] ^ _all_inputs(4)[:, 1]))
+                  np.array_equal(signal_values(circuit, all_inputs(4).astype(np.uint8))[:, i],
+                                 all_inputs(4)[:, 0] ^ all_inputs(4)[:, 1]))
     assert any(node == xor_id for _, node, _ in merges) is holds
     report = verify_smt_boolean(circuit, net, cpu(net), progress=False)
     exhaustive = verify_exhaustive(circuit, cpu(net), progress=False)

@@ -43,7 +43,7 @@ from dsl.nodes import CONST, GATE, INPUT, K, KIND, OFFSETS, OP, OPERANDS, TABLE,
 from dsl.semantics import gate_from_counts, signal_values, table_value
 
 from .cones import SignalIndex
-from .smt import Outcomes, rounding_setup, unit_roundoff
+from .smt import Outcomes, layer_rows, rounding_setup, unit_roundoff
 from .sweep import sample_domain
 
 ENABLED = True          # False: always the z3 path (tests of that path switch it off)
@@ -280,7 +280,7 @@ class LocalProver:
         uppers = []
         for layer in self.layers[:-1]:
             new, top = [], np.zeros(layer.n_out)
-            for r, (cols, vals) in enumerate(_rows(layer)):
+            for r, (cols, vals) in enumerate(layer_rows(layer)):
                 value = self._neuron(cols.tolist(), vals.astype(np.int64).tolist(),
                                      int(layer.bias[r]), layer.relu)
                 if value is None:
@@ -346,17 +346,6 @@ class LocalProver:
         if len(ones) and not Fraction(int(ones.min())) > threshold + delta:
             return False
         return not len(zeros) or Fraction(int(zeros.max())) <= threshold - delta
-
-
-def _rows(layer):
-    """Per output row: (cols, vals) with nonzero weights."""
-    keep = layer.vals != 0
-    rows, cols, vals = layer.rows[keep], layer.cols[keep], layer.vals[keep]
-    order = np.argsort(rows, kind="stable")
-    rows, cols, vals = rows[order], cols[order], vals[order]
-    starts = np.searchsorted(rows, np.arange(layer.n_out + 1))
-    return [(cols[starts[r]:starts[r + 1]], vals[starts[r]:starts[r + 1]])
-            for r in range(layer.n_out)]
 
 
 def integral(layers) -> bool:

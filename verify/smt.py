@@ -400,3 +400,14 @@ def replay_model(circuit, module, o, active, threshold):
         return "refuted", {"active": names, "wrong": [out_name], "values": {out_name: y},
                            "expected": {out_name: int(spec)}}
     return "undecided", f"exact-real counterexample {names} does not replay in float (y={y})"
+
+
+def layer_rows(layer):
+    """Per output row of a numpy Layer: (cols, vals) with nonzero weights (row order)."""
+    keep = layer.vals != 0
+    rows, cols, vals = layer.rows[keep], layer.cols[keep], layer.vals[keep]
+    order = np.argsort(rows, kind="stable")
+    rows, cols, vals = rows[order], cols[order], vals[order]
+    starts = np.searchsorted(rows, np.arange(layer.n_out + 1))
+    return [(cols[starts[r]:starts[r + 1]], vals[starts[r]:starts[r + 1]])
+            for r in range(layer.n_out)]

@@ -42,8 +42,8 @@ import z3
 
 from .local_proof import prove_locally
 from .report import returns_report
-from .smt import (Outcomes, SpecEncoder, decide, replay_model, rounding_setup, unit_roundoff,
-                  verify_smt)
+from .smt import (Outcomes, SpecEncoder, decide, layer_rows, replay_model, rounding_setup,
+                  unit_roundoff, verify_smt)
 from .sweep import Sweeper
 
 MAX_SUBSET_SUMS = 1 << 14      # distinct subset sums enumerated before a PB query decides
@@ -95,17 +95,6 @@ def neuron_is_boolean(weights: list[Fraction], bias: Fraction, timeout_ms: int =
     return solver.check() == z3.unsat
 
 
-def _rows(layer):
-    """Per output row of a numpy Layer: (cols, vals) with nonzero weights (row order)."""
-    keep = layer.vals != 0
-    rows, cols, vals = layer.rows[keep], layer.cols[keep], layer.vals[keep]
-    order = np.argsort(rows, kind="stable")
-    rows, cols, vals = rows[order], cols[order], vals[order]
-    starts = np.searchsorted(rows, np.arange(layer.n_out + 1))
-    return [(cols[starts[r]:starts[r + 1]], vals[starts[r]:starts[r + 1]])
-            for r in range(layer.n_out)]
-
-
 def input_columns_boolean(input_map: np.ndarray, n_in: int, sparsity) -> np.ndarray:
     """Per input column: whether its value is 0/1 (fed by at most one feature, or by several
     under a sparsity promise of at most 1 active feature)."""
@@ -125,7 +114,7 @@ def classify_neurons(layers, input_bool: np.ndarray, timeout_ms: int = 2_000) ->
         mask = np.zeros(layer.n_out, dtype=bool)
         if layer.relu:
             cache = {}
-            for r, (cols, vals) in enumerate(_rows(layer)):
+            for r, (cols, vals) in enumerate(layer_rows(layer)):
                 if not is_bool[cols].all():
                     continue
                 key = (tuple(vals.tolist()), float(layer.bias[r]))
@@ -280,7 +269,7 @@ class NetworkEncoder:
             new = {}
             top = np.full(layer.n_out, np.inf)
             whole = np.zeros(layer.n_out, dtype=bool)
-            for r, (cols, vals) in enumerate(_rows(layer)):
+            for r, (cols, vals) in enumerate(layer_rows(layer)):
                 pre = _combine(self.values, cols, [_frac(v) for v in vals], _frac(layer.bias[r]))
                 new[r] = self._neuron(f"{li}_{r}", pre, layer.relu)
                 if layer.relu and isinstance(new[r], Form):
