@@ -12,7 +12,10 @@ is timed on one slice of about 20,000 inputs of weight K in the middle of the do
 whole-domain CPU time is that rate times the domain size (an estimate: running it takes
 hours). "Block path CPU s" is the verifier's own time summed over the processes (the wall time
 adds process start-up and model loading).
-Rows are stored in bench/results/exhaustive_blocks.json; prints a markdown table.
+Rows are stored in bench/results/exhaustive_blocks.json (with `--device cuda`:
+exhaustive_blocks_cuda.json, where `sup verify` takes the tensor path, verify/tensor_check.py);
+prints a markdown table. `--skip-delta` leaves out the per-input estimate (on a lent GPU, whose
+minutes are few).
 """
 
 from __future__ import annotations
@@ -43,7 +46,8 @@ from superposed_scaling import pairs_text  # noqa: E402
 from verify import merge, verify_exhaustive  # noqa: E402
 
 SCALING = ROOT / "bench" / "results" / "superposed_scaling.json"
-RESULTS = ROOT / "bench" / "results" / "exhaustive_blocks.json"
+RESULTS = {"cpu": ROOT / "bench" / "results" / "exhaustive_blocks.json",
+           "cuda": ROOT / "bench" / "results" / "exhaustive_blocks_cuda.json"}
 ENV = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
 
 
@@ -71,7 +75,7 @@ def delta_rate(circuit, model: str) -> float:
     return report["inputs_checked"] / report["seconds"]
 
 
-def run_row(k: int, exp: int, shards: int, tmp: Path) -> dict:
+def run_row(k: int, exp: int, shards: int, tmp: Path, skip_delta: bool = False) -> dict:
     m_out = 2 ** exp
     width, t = width_of(k, m_out)
     src = tmp / f"pairs_{m_out}_k{k}.sup"
@@ -94,24 +98,26 @@ def run_row(k: int, exp: int, shards: int, tmp: Path) -> dict:
     reports = [json.loads((tmp / f"r{i}.json").read_text()) for i in range(1, shards + 1)]
     merged = merge(reports)
     circuit = dsl.load(str(src))
-    rate = delta_rate(circuit, model)
+    rate = float("nan") if skip_delta else delta_rate(circuit, model)
     size = SparseDomain(circuit.n_inputs, k).size
     return {"m_out": m_out, "k": k, "features": circuit.n_inputs, "neurons": neurons, "t": t,
             "domain": size, "verified": merged["verified"],
             "inputs_checked": sum(r["inputs_checked"] for r in reports),
             "min_margin": merged["min_margin"], "shards": shards, "wall_s": round(wall, 1),
             "cpu_s": round(sum(r["seconds"] for r in reports), 1),
-            "evaluations": sum(r["block_stats"]["evaluations"] for r in reports),
+            "evaluations": sum(r.get("block_stats", {}).get("evaluations", 0) for r in reports),
+            "device": DEVICE,
             "paths": sorted({r["path"] for r in reports}),
             "delta_inputs_per_s": round(rate, 1), "delta_estimate_s": round(size / rate, 1),
             "date": time.strftime("%Y-%m-%d")}
 
 
 def store(row: dict) -> list:
-    rows = json.loads(RESULTS.read_text()) if RESULTS.exists() else []
+    results = RESULTS[DEVICE]
+    rows = json.loads(results.read_text()) if results.exists() else []
     rows = [r for r in rows if (r["k"], r["m_out"]) != (row["k"], row["m_out"])] + [row]
     rows.sort(key=lambda r: (r["k"], r["m_out"]))
-    RESULTS.write_text(json.dumps(rows, indent=1) + "\n")
+    results.write_text(json.dumps(rows, indent=1) + "\n")
     return rows
 
 
@@ -128,6 +134,8 @@ def main() -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", default="2:10,2:11,2:12,2:13,2:14,2:15,2:16,3:10,3:11,3:12")
     parser.add_argument("--shards", type=int, default=1, help="parallel processes (default 1)")
+    parser.add_argument("--skip-delta", action="store_true",
+                        help="do not time the per-input path (its columns read nan)")
     add_device_argument(parser)
     args = parser.parse_args()
     global DEVICE
@@ -139,7 +147,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for item in args.rows.split(","):
             k, exp = (int(v) for v in item.split(":"))
-            row = run_row(k, exp, args.shards, Path(tmp))
+            row = run_row(k, exp, args.shards, Path(tmp), args.skip_delta)
             store(row)
             print(table_row(row), flush=True)
 

@@ -40,6 +40,7 @@ from dsl.semantics import evaluate  # noqa: E402
 from verify import verify  # noqa: E402
 import abc_cec  # noqa: E402
 import sup_blif  # noqa: E402
+from bench_device import add_device_argument, chosen_device  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "circuits"
 DEFAULT = [SHARED / "iscas85" / f"{c}.bench" for c in ("c17", "c432", "c499", "c880")] + \
@@ -78,14 +79,15 @@ def abc_cells(abc, path, sup_seconds: float) -> str:
     return f" {shown} | {ratio} | {res['wall_seconds']:.2f} |"
 
 
-def row(path, dtype, timeout_ms, abc=None) -> str:
-    """Prove and refute one circuit; the table row (with ABC's columns when `abc` is given)."""
+def row(path, dtype, timeout_ms, abc=None, device: str = "cpu") -> str:
+    """Prove and refute one circuit; the table row (with ABC's columns when `abc` is given).
+    The proofs read the network; `device` is where the module replays counterexamples."""
     circuit = sup.load(path)
     net = sup.compile(circuit, "dense")
-    module = sup.to_module(net, dtype=dtype, device="cpu")
+    module = sup.to_module(net, dtype=dtype, device=device)
     good = verify(circuit, net, module, method="smt", timeout_ms=timeout_ms, progress=False)
     bad_net = planted(circuit, net)
-    bad = verify(circuit, bad_net, sup.to_module(bad_net, dtype=dtype, device="cpu"),
+    bad = verify(circuit, bad_net, sup.to_module(bad_net, dtype=dtype, device=device),
                  method="smt", timeout_ms=timeout_ms, progress=False)
     enc = good.get("encoding", {})
     verdict = {True: "verified", False: "REFUTED", None: "undecided"}[good["verified"]]
@@ -109,7 +111,9 @@ def main() -> None:
     ap.add_argument("--abc", default=None, metavar="PATH_OR_COMMAND",
                     help="ABC executable for the cec columns (default: looked for; "
                          "none found: no columns)")
+    add_device_argument(ap)
     args = ap.parse_args()
+    device = chosen_device(args)
     torch.set_num_threads(1)
     try:
         abc = abc_cec.find_abc(args.abc)
@@ -125,7 +129,7 @@ def main() -> None:
     print(head)
     print(rule)
     for path in args.circuits:
-        print(row(path, getattr(torch, args.dtype), args.timeout_ms, abc), flush=True)
+        print(row(path, getattr(torch, args.dtype), args.timeout_ms, abc, device), flush=True)
 
 
 if __name__ == "__main__":

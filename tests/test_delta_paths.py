@@ -109,3 +109,15 @@ def test_a_planted_bug_in_the_sort_path_is_caught(monkeypatch):
 
     monkeypatch.setattr(delta, "sum_by_key", first_only)
     assert not _same(engine.run(act, scratch_cells=SORT), good)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+@pytest.mark.parametrize("name", ["multilevel.sup", "two_level_and.sup"])
+def test_cuda_paths_match_the_cpu(name):
+    """On a GPU both ways of summing (and the device's own chunk sizes) give the CPU's read-out."""
+    _, module, active, _ = _example(name)
+    want = module.delta_engine().run(torch.as_tensor(active)).dense()
+    gpu = module.to("cuda").delta_engine()
+    act = torch.as_tensor(active, device="cuda")
+    for cells in (None, SORT, SCRATCH):
+        assert torch.equal(gpu.run(act, scratch_cells=cells).dense().cpu(), want)

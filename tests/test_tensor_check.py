@@ -174,3 +174,21 @@ def test_not_applicable_networks_are_refused():
     with torch.no_grad():
         module.layers[0].vals[0] = 0.5
     assert "integers" in tensor_applies(module, circuit, SparseDomain(24, 2))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+@pytest.mark.parametrize("seed", range(3))
+def test_cuda_tensor_path_matches_the_cpu(seed):
+    """On a GPU the path runs in its own dtype (float16 where exact): same report as on CPU,
+    planted bugs included."""
+    circuit = pairs_circuit(24, 80, 3)
+    module = module_of(circuit)
+    if seed:
+        with torch.no_grad():
+            module.layers[1].bias[seed * 5] += 1
+    on_cpu = verify_exhaustive(circuit, module, path="tensor", progress=False)
+    on_gpu = verify_exhaustive(circuit, module.to("cuda"), path="tensor", progress=False)
+    for key in ("inputs_checked", "outputs_checked", "failing_inputs", "verified"):
+        assert on_gpu[key] == on_cpu[key], key
+    assert on_gpu["min_margin"] == pytest.approx(on_cpu["min_margin"], abs=1e-9)
+    assert on_gpu["verified"] is (seed == 0)
