@@ -1,4 +1,4 @@
-"""How one linear layer W h + b runs: dense matrix product or sparse CSR, chosen by measurement.
+"""How one linear layer W h + b runs: dense, sparse CSR or exact float16, chosen by measurement.
 
 A compiled layer is stored as COO entries. For a batch of activations h [B, n_in] the product
 can run as a dense GEMM (W^T stored dense: every multiply-add, at the hardware's peak rate) or
@@ -6,6 +6,16 @@ as a sparse CSR product (only the nonzeros, at a lower rate per entry). Which wi
 the density, the shapes, the batch and the device, so `LinearKernel` times both on a sample
 batch the first time it runs on a device and keeps the faster (`SUP_KERNEL=dense|csr` forces
 one). A dense copy is never made when it would exceed `max_dense_bytes`.
+
+The third layout, `half`, is the dense product in float16 (tensor cores on a GPU), used only
+where it is exact. With integer weights and bias, and a batch whose values are integers of
+magnitude at most H, every partial sum of every output, in any summation order, is an integer
+of magnitude at most |b_r| + H sum_j |w_rj|; float16 represents every integer up to 2^11, so
+when that bound is <= 2^11 for every row the float16 result is the exact result (`half_limit`
+is the largest such H, computed once from the weights). Each call checks its batch (integer
+values, max |h| <= half_limit) and otherwise runs the dense layout in the batch's dtype, so the
+result never depends on the layout. The half layout is measured only on CUDA (float16 GEMM on a
+CPU is slow); `SUP_KERNEL=half` forces it anywhere, for tests.
 
 Both layouts add the same products, in different orders: for networks whose sums are exact in
 the dtype (integer networks, which the compiler produces) the results are identical; otherwise
@@ -20,7 +30,8 @@ import warnings
 
 import torch
 
-KINDS = ("dense", "csr")
+KINDS = ("dense", "csr", "half")
+HALF_EXACT = 2048               # float16 (11 significand bits) holds every integer up to 2^11
 MAX_DENSE_BYTES = 1 << 30       # never store a dense copy larger than this
 PROBE_ROWS = 512                # rows of the timing batch
 
@@ -55,6 +66,8 @@ class LinearKernel:
         self._dense = None
         self._dense_t = None
         self._csr = None
+        self._half = None
+        self.half_limit = half_input_limit(rows, vals, bias, n_out)
         self.timings: dict[str, float] = {}
 
     def dense(self) -> torch.Tensor:
@@ -82,10 +95,37 @@ class LinearKernel:
                 self._csr = w.coalesce().to_sparse_csr()
         return self._csr
 
+    def half(self):
+        """(W in float16 [n_out, n_in], bias in float16), built once; exact only for the
+        batches `half_applies` accepts."""
+        if self._half is None:
+            self._half = (self.dense().half(), self.bias.half())
+        return self._half
+
+    def half_applies(self, h: torch.Tensor) -> bool:
+        """Whether float16 computes W h + b exactly for this batch: integer values of
+        magnitude at most `half_limit` (one reduction, one host round trip)."""
+        if self.half_limit < 1 or not self.dense_fits:
+            return False
+        ok = torch.logical_and((h == h.round()).all(), h.abs().max() <= self.half_limit)
+        return bool(ok)
+
+    def candidates(self, device: torch.device) -> list[str]:
+        """The layouts worth timing on `device`."""
+        kinds = ["dense", "csr"]
+        if device.type == "cuda" and self.half_limit >= 1:
+            kinds.append("half")
+        return kinds
+
     def run(self, h: torch.Tensor, kind: str) -> torch.Tensor:
-        """W h + b for h [B, n_in] in layout `kind`."""
+        """W h + b for h [B, n_in] in layout `kind` (`half` runs dense where not exact)."""
         if h.shape[0] == 0:
             return self.bias.expand(0, self.n_out).clone()
+        if kind == "half":
+            if self.half_applies(h):
+                w16, b16 = self.half()
+                return torch.addmm(b16, h.half(), w16.t()).to(h.dtype)
+            kind = "dense" if self.dense_fits else "csr"
         if kind == "dense":
             # h W^T with W row-major (a transposed view): the layout the float paths have always
             # used; tests/test_soundness.py checks a counterexample found in a large batch
@@ -108,9 +148,26 @@ class LinearKernel:
         probe = h[:PROBE_ROWS]
         if probe.shape[0] < 2:
             probe = torch.zeros(PROBE_ROWS, self.n_in, dtype=h.dtype, device=h.device)
-        for kind in KINDS:
+        for kind in self.candidates(h.device):
             self.timings[kind] = _best_seconds(lambda: self.run(probe, kind), h.device)
         return min(self.timings, key=self.timings.get)
+
+
+def half_input_limit(rows, vals, bias, n_out: int) -> int:
+    """The largest H such that, for integer inputs of magnitude <= H, every partial sum of
+    W h + b is an integer of magnitude <= 2^11 (exact in float16); 0 when none (float weights,
+    or a bias or row too large)."""
+    if len(bias) == 0 or not (torch.equal(vals, vals.round()) and torch.equal(bias, bias.round())):
+        return 0
+    row_l1 = torch.zeros(n_out, dtype=torch.float64, device=vals.device)
+    row_l1.index_add_(0, rows, vals.detach().abs().double())
+    room = HALF_EXACT - bias.detach().abs().double()
+    if bool((room < 0).any()):
+        return 0
+    used = row_l1 > 0
+    if not bool(used.any()):
+        return HALF_EXACT
+    return int(torch.floor(room[used] / row_l1[used]).min().clamp(max=HALF_EXACT))
 
 
 def _best_seconds(fn, device: torch.device, repeats: int = 3) -> float:

@@ -52,7 +52,7 @@ CACHE=/tmp/sup_bench
 
 step 120 "CUDA tests" python3 -m pytest -o addopts="" -q -p no:cacheprovider -k "cuda" \
     tests/test_backends.py tests/test_tree_module.py tests/test_tree_walk_fixed.py \
-    tests/test_delta_paths.py tests/test_tensor_check.py tests/test_bench_device.py
+    tests/test_delta_paths.py tests/test_tensor_check.py tests/test_bench_device.py tests/test_kernels.py
 step 150 "module speed" python3 bench/module_speed.py --device $DEVICE --exps 12 14 16 \
     --tables 12 14 16 --cache "$CACHE" --json "$OUT/module_speed_$DEVICE.json"
 step 100 "conditional 2^18 table" python3 bench/conditional_tables.py --exps 18 --device $DEVICE
