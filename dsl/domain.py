@@ -159,6 +159,12 @@ class SparseDomain(_EnumerableDomain):
 
     # ------------------------------------------------------------------ tables
 
+    def rank_tables(self) -> tuple[np.ndarray, np.ndarray]:
+        """(binom, offsets) that `unrank` uses: binom[i, c] = C(c, i) (i = 0..K, c < m) and
+        the first rank of each weight followed by `size`, as int64; for unranking elsewhere
+        (e.g. on a GPU, verify/tensor_check.py)."""
+        return self._get_tables()
+
     def _get_tables(self) -> tuple[np.ndarray, np.ndarray]:
         """(binom, offsets): binom[i, c] = C(c, i) for i = 0..K, c = 0..m-1 and the weight
         offsets as int64 (built once; values are at most `size`, so they fit)."""

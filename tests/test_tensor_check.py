@@ -18,7 +18,8 @@ from compiler import compile_circuit
 from dsl.domain import SparseDomain
 from verify import merge
 from verify.exhaustive import verify_exhaustive
-from verify.tensor_check import TensorCheck, choose_dtype, partial_sum_bound, tensor_applies
+from verify.tensor_check import (TensorCheck, choose_dtype, device_unrank, partial_sum_bound,
+                                 tensor_applies)
 
 from test_block_check import brute_force, pairs_circuit
 
@@ -192,3 +193,15 @@ def test_cuda_tensor_path_matches_the_cpu(seed):
         assert on_gpu[key] == on_cpu[key], key
     assert on_gpu["min_margin"] == pytest.approx(on_cpu["min_margin"], abs=1e-9)
     assert on_gpu["verified"] is (seed == 0)
+
+
+@pytest.mark.parametrize("m, k", [(10, 3), (7, None), (30, 2), (1, 1), (5, 0), (40, 4), (0, 2)])
+def test_device_unrank_equals_the_domain(m, k):
+    """The on-device enumeration gives the domain's own unranking, rank for rank."""
+    domain = SparseDomain(m, k)
+    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    for device in devices:
+        for start, stop in [(0, domain.size), (domain.size // 3, domain.size // 2),
+                            (domain.size, domain.size)]:
+            got = device_unrank(domain, start, stop, torch.device(device)).cpu().numpy()
+            assert np.array_equal(got, domain.unrank(np.arange(start, stop))), (device, start)

@@ -37,7 +37,7 @@ from .progress import progress_bar
 from .smt import module_layers, rounding_bounds
 from .smt_tree import dyadic_scale
 from .report import returns_report
-from .tensor_check import TensorCheck, tensor_applies
+from .tensor_check import TensorCheck, device_unrank, tensor_applies
 
 # how the exhaustive check evaluates inputs
 PATHS = ("auto", "blocks", "coded", "delta", "dense", "tensor")
@@ -302,10 +302,12 @@ def _verify_tensor(circuit, module, domain, shard, max_counterexamples, progress
                    dtype=None) -> dict:
     start_rank, stop_rank = domain.shard(*shard)
     check = TensorCheck(circuit, module, max_counterexamples, dtype=dtype)
+    step = check.block_size()
     with progress_bar(stop_rank - start_rank, "inputs", enabled=progress) as bar:
-        for _, active in domain.batches(check.block_size(), start_rank, stop_rank):
-            check.check(active)
-            bar.update(len(active))
+        for first in range(start_rank, stop_rank, step):     # enumerated on the device
+            last = min(first + step, stop_rank)
+            check.check(device_unrank(domain, first, last, check.device))
+            bar.update(last - first)
     best = check.min_margin
     report = _report(check, domain, shard, start, None if math.isinf(best) else best, False,
                      "tensor", module)

@@ -36,7 +36,7 @@ from dsl.domain import SparseDomain
 from .compare import decision_threshold
 
 SIGNIFICAND = {torch.float16: 11, torch.float32: 24, torch.float64: 53}
-CELLS = {"cuda": 1 << 27, "cpu": 1 << 22}     # read-out values per block, by device type
+CELLS = {"cuda": 1 << 28, "cpu": 1 << 22}     # read-out values per block, by device type
 MAX_DENSE_WEIGHTS = 1 << 31                    # dense layer entries this path stores at most
 
 
@@ -121,6 +121,37 @@ def choose_dtype(bound: int, device_type: str) -> Exactness:
         if bound <= 1 << SIGNIFICAND[dtype]:
             return Exactness(bound, dtype, SIGNIFICAND[dtype])
     raise ValueError(f"partial sums up to {bound:,} are not exact in float64")
+
+
+def device_unrank(domain: SparseDomain, start: int, stop: int,
+                  device: torch.device) -> torch.Tensor:
+    """`domain.unrank(range(start, stop))` computed on `device`: padded int64 [B, K].
+
+    The same greedy colex unranking as dsl.domain (weight by the offsets, then the largest
+    element first by a search in C(c, i)), as tensor searches, so a GPU enumerates its blocks
+    without the host unranking them and copying them over (tests: equal to `unrank`)."""
+    binom_np, offsets_np = domain.rank_tables()
+    binom = torch.as_tensor(binom_np, device=device)
+    offsets = torch.as_tensor(offsets_np, device=device)
+    ranks = torch.arange(start, stop, dtype=torch.int64, device=device)
+    width = domain.max_weight
+    out = torch.full((len(ranks), width), -1, dtype=torch.int64, device=device)
+    if len(ranks) == 0 or width == 0:
+        return out
+    weight = torch.searchsorted(offsets, ranks, right=True) - 1
+    rest = ranks - offsets[weight]
+    # every row runs the steps of the largest weight; rows of smaller weight ignore theirs
+    for i in range(width, 0, -1):
+        mine = weight >= i
+        if i == 1:
+            c = rest
+        else:
+            c = torch.searchsorted(binom[i], rest, right=True) - 1
+        # slot i - 1 of a weight-j row holds its i-th smallest element (j >= i)
+        out[:, i - 1] = torch.where(mine, c, out[:, i - 1])
+        rest = torch.where(mine, rest - binom[i].gather(0, c.clamp(0, domain.m - 1))
+                           if i > 1 else rest, rest)
+    return out
 
 
 class TensorCheck:
@@ -212,29 +243,37 @@ class TensorCheck:
         """Inputs per block: about CELLS[device] read-out values."""
         return max(1, CELLS.get(self.device.type, CELLS["cpu"]) // max(self.n_out, 1))
 
-    def check(self, active_np: np.ndarray) -> None:
-        """Evaluate and compare every input of `active_np` (padded [B, K])."""
-        if active_np.shape[1] == 0:
-            active_np = np.full((len(active_np), 1), -1, dtype=np.int64)
-        active = torch.as_tensor(active_np, device=self.device)
+    def check(self, active) -> None:
+        """Evaluate and compare every input of `active` (padded [B, K]: a numpy array, or a
+        tensor already on the device, e.g. from `device_unrank`)."""
+        active = torch.as_tensor(active, device=self.device)
+        if active.shape[1] == 0:
+            active = torch.full((len(active), 1), -1, dtype=torch.int64, device=self.device)
         with _no_tf32():
             y = self.values(active)
-        # exact integers in the compute dtype; compared as the module compares (its dtype's t)
-        y = y.to(torch.float64)
+        # exact integers in the compute dtype; compared as the module compares (its dtype's
+        # t). When t is exact in the compute dtype (a half-integer of small size) the
+        # comparison runs there, else in float64; the margin min(y - t over outputs that
+        # should be on, t - y over the others) is taken as min / max of y, exact in any dtype,
+        # and subtracted in Python's float64, without a float64 copy of the block.
+        t = float(self.threshold)
+        if float(torch.tensor(t, dtype=y.dtype)) != t:
+            y = y.to(torch.float64)
         want = self.spec(active)
-        t = self.threshold
         wrong = (y > t) != want
-        margin = torch.where(want, y - t, t - y)
-        self.min_margin = min(self.min_margin, float(margin.min()) if margin.numel() else math.inf)
-        self.inputs += len(active_np)
-        self.outputs += len(active_np) * self.n_out
+        inf = torch.tensor(math.inf, dtype=y.dtype, device=y.device)
+        low_on = float(torch.where(want, y, inf).min()) if y.numel() else math.inf
+        high_off = float(torch.where(want, -inf, y).max()) if y.numel() else -math.inf
         bad = torch.nonzero(wrong.any(dim=1)).flatten()
+        self.min_margin = min(self.min_margin, low_on - t, t - high_off)
+        self.inputs += len(active)
+        self.outputs += len(active) * self.n_out
         self.failing += int(bad.numel())
         room = self.max_counterexamples - len(self.counterexamples)
         for row in bad[:max(room, 0)].tolist():
             outs = torch.nonzero(wrong[row]).flatten()[:50]
             names = self.circuit.output_names(outs.tolist())
-            features = [int(f) for f in active_np[row] if f >= 0]
+            features = [int(f) for f in active[row].tolist() if f >= 0]
             self.counterexamples.append({
                 "active": self.circuit.input_names(features), "wrong": names,
-                "values": dict(zip(names, y[row, outs].tolist()))})
+                "values": dict(zip(names, y[row, outs].double().tolist()))})
