@@ -17,6 +17,7 @@
 #   1. the CUDA tests (-k cuda: modules, tree walk, event-driven paths, tensor exhaustive path);
 #   2. bench/module_speed.py --device cuda  (SupModule, ConditionalModule vs the plain model);
 #   3. bench/conditional_tables.py --exps 18 --device cuda  (the 2^18-row table);
+#   3b. bench/bitcheck_speed.py --device cuda  (the compiler's exactness criterion on the GPU);
 #   4. bench/dense_compile.py --device cuda  (event-driven forward of the 1,000,000-pair family);
 #   5. bench/exhaustive_blocks.py --rows 2:14,3:12 --device cuda --skip-delta  (the 8.4 M and
 #      179 M-input domains on the tensor path).
@@ -50,16 +51,18 @@ CACHE=/tmp/sup_bench
 { nvidia-smi -L; python3 -c "import torch; print('torch', torch.__version__, torch.cuda.is_available()
     and torch.cuda.get_device_name(0))"; } 2>&1 | tee -a "$LOG"
 
-step 120 "CUDA tests" python3 -m pytest -o addopts="" -q -p no:cacheprovider -k "cuda" \
+step 110 "CUDA tests" python3 -m pytest -o addopts="" -q -p no:cacheprovider -k "cuda" \
     tests/test_backends.py tests/test_tree_module.py tests/test_tree_walk_fixed.py \
-    tests/test_delta_paths.py tests/test_tensor_check.py tests/test_bench_device.py tests/test_kernels.py
-step 150 "module speed" python3 bench/module_speed.py --device $DEVICE --exps 12 14 16 \
+    tests/test_delta_paths.py tests/test_tensor_check.py tests/test_bench_device.py tests/test_kernels.py \
+    tests/test_bitcheck_torch.py
+step 140 "module speed" python3 bench/module_speed.py --device $DEVICE --exps 12 14 16 \
     --tables 12 14 16 --cache "$CACHE" --json "$OUT/module_speed_$DEVICE.json"
-step 100 "conditional 2^18 table" python3 bench/conditional_tables.py --exps 18 --device $DEVICE
+step 90 "conditional 2^18 table" python3 bench/conditional_tables.py --exps 18 --device $DEVICE
+step 40 "compile criterion" python3 bench/bitcheck_speed.py --device $DEVICE --exps 14,16,18
 step 60 "event-driven 1M pairs" python3 bench/dense_compile.py --device $DEVICE
 KEEP=$(mktemp)        # a CPU rehearsal must not overwrite the stored CPU rows
 cp bench/results/exhaustive_blocks.json "$KEEP"
-step 110 "exhaustive tensor path" python3 bench/exhaustive_blocks.py --rows 2:14,3:12 \
+step 100 "exhaustive tensor path" python3 bench/exhaustive_blocks.py --rows 2:14,3:12 \
     --device "$DEVICE" --skip-delta
 cp "$KEEP" bench/results/exhaustive_blocks.json
 [ "$DEVICE" = cuda ] && cp bench/results/exhaustive_blocks_cuda.json "$OUT/"

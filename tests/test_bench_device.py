@@ -40,7 +40,7 @@ def test_every_script_takes_device():
     """Each bench script refuses --device cuda here before doing any work. Not listed: the
     scripts that run no torch module (abc_cec, sup_blif: ABC and BLIF files; make_multiplier:
     writes a .sup file; machine: a library) and module_speed (its own --device choice)."""
-    scripts = ("code_permutation", "conditional_tables", "dense_compile", "exhaustive_blocks",
+    scripts = ("bitcheck_speed", "code_permutation", "conditional_tables", "dense_compile", "exhaustive_blocks",
                "formats_bench", "frontend", "ray_workers", "rs_codes", "rs_gates",
                "smt_circuits", "superposed_scaling", "synthesis_bench", "verify_bench")
     for name in scripts:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from ..target import CompileNotes, OptionError, Target, register, require_int
 from ..network import Network
+from .bitcheck_torch import check_device, is_device_name
 from .codes import CodeError, CodeTooNarrow
 from .compile import compile_superposed, merge_network
 from .options import CODE_KINDS, CONSTRUCTIONS, SuperposedOptions
@@ -33,6 +34,7 @@ class SuperposedTarget(Target):
         require_int("seed", options.seed, 0)
         require_int("code_seed", options.code_seed, 0)
         require_int("max_memory", options.max_memory, 1 << 20)
+        _check_device_option(options.check_device)
         rate = options.max_error
         if rate is not None and not 0.0 <= rate <= 1.0:
             raise OptionError("max_error", f"must be a rate between 0 and 1, got {rate}")
@@ -148,3 +150,16 @@ SUPERPOSED = register(SuperposedTarget())
 
 __all__ = ["CODE_KINDS", "CONSTRUCTIONS", "CodeError", "CodeTooNarrow", "SUPERPOSED", "SuperposedOptions",
            "SuperposedTarget", "compile_superposed", "merge_network", "superposable"]
+
+
+def _check_device_option(device) -> None:
+    """OptionError unless `device` is None, "cpu", or "cuda" / "cuda:N" with a GPU present."""
+    if device is None:
+        return
+    if not is_device_name(device):
+        raise OptionError("check_device", f"must be cpu, cuda or cuda:N, got '{device}'")
+    if str(device) != "cpu":
+        try:
+            check_device(device)
+        except ValueError as e:
+            raise OptionError("check_device", str(e)) from None

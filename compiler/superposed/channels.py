@@ -18,7 +18,8 @@ from dsl import csr
 from dsl.memory import format_bytes, total_bytes
 
 from ..target import TargetUnavailable
-from .bitcheck import failing_outputs_bits, listen_bits
+from .bitcheck import listen_bits
+from .bitcheck_torch import bits_on, check_device, failing_outputs_q1
 
 DEFAULT_CHECK_BYTES = max(1 << 28, total_bytes() // 4)   # without a limit: a quarter of memory
 MAX_BLOCK_CELLS = 1 << 26      # outputs x (n + m) cells per block at most (speed, not memory)
@@ -110,13 +111,15 @@ def widest_that_fits(m: int, q_max: int, max_bytes: int | None) -> int | None:
 
 
 def failing_outputs(spec: ChannelSpec, a: Assignment, listen=None, outputs=None,
-                    max_bytes: int | None = None, method: str = "auto") -> np.ndarray:
+                    max_bytes: int | None = None, method: str = "auto",
+                    device: str | None = None) -> np.ndarray:
     """Indices (sorted) of outputs that are not exact, among `outputs` (all by default).
 
     method "auto" decides outputs with q_j = 1 by bitset products (bitcheck.py: the same
     criterion, about n / t times fewer operations) and the others by the dense count product
     below; "dense" decides every output by the dense product. The memory bound below is that of
-    the dense product in both cases (the bitset path needs less).
+    the dense product in both cases (the bitset path needs less). `device`: where the bitset
+    path runs (bitcheck_torch.check_device: None = CUDA when present, else numpy on the CPU).
 
     counts[j, f] = sum over channel neurons of [f in L_i] is a product of two 0/1 matrices
     (channel incidence x listen matrix), computed in float32 blocks of outputs (exact: counts
@@ -148,8 +151,8 @@ def failing_outputs(spec: ChannelSpec, a: Assignment, listen=None, outputs=None,
         raise ValueError(f"unknown method '{method}' (auto or dense)")
     if method == "auto":
         single = spec.free[outputs] == 1
-        bad_bits = failing_outputs_bits(spec, a, listen, outputs[single], max_bytes=budget) \
-            if single.any() else outputs[:0]
+        bad_bits = failing_outputs_q1(spec, a, listen, outputs[single], max_bytes=budget,
+                                      device=device) if single.any() else outputs[:0]
         if single.all():
             return bad_bits
         return np.sort(np.concatenate([bad_bits, failing_outputs(
@@ -247,7 +250,8 @@ def _prime_at_most(x: int) -> int:
 # ------------------------------------------------------------------ repair
 
 def repair(spec: ChannelSpec, a: Assignment, rng, rounds: int = 30, candidates: int = 8,
-           give_up: int | None = None, patience: int = 4, max_bytes: int | None = None):
+           give_up: int | None = None, patience: int = 4, max_bytes: int | None = None,
+           device: str | None = None):
     """Re-draw the channels of failing outputs until every output is exact.
 
     Many failing outputs are re-drawn at once (random channels from their class pool); the last
@@ -255,10 +259,10 @@ def repair(spec: ChannelSpec, a: Assignment, rng, rounds: int = 30, candidates: 
     neuron are re-checked. Stops after `rounds`, after `patience` rounds without progress, or at
     once when more than `give_up` outputs fail initially (the width is hopeless). Returns the
     number of outputs still failing. `max_bytes` bounds the memory of the exactness check
-    (`failing_outputs`).
+    (`failing_outputs`); `device`: where its bitset path runs (`failing_outputs`).
     """
     listen = listen_sets(spec, a)
-    failing = failing_outputs(spec, a, listen, max_bytes=max_bytes)
+    failing = failing_outputs(spec, a, listen, max_bytes=max_bytes, device=device)
     if not _uniform(a) or (give_up is not None and len(failing) > give_up):
         return len(failing)
     c = a.c_neurons.reshape(spec.n_outputs, -1)
@@ -287,11 +291,12 @@ def repair(spec: ChannelSpec, a: Assignment, rng, rounds: int = 30, candidates: 
         a.c_neurons = c.ravel()
         listen = listen_sets(spec, a)
         if (spec.free == 1).all():
-            failing = recheck_redrawn(spec, a, listen, failing, max_bytes)
+            failing = recheck_redrawn(spec, a, listen, failing, max_bytes, device)
         else:
             touched.append(c[failing].ravel())
             affected = _outputs_using(a, np.concatenate(touched))
-            failing = failing_outputs(spec, a, listen, affected, max_bytes=max_bytes)
+            failing = failing_outputs(spec, a, listen, affected, max_bytes=max_bytes,
+                                      device=device)
         if len(failing) < best:
             best, stale = len(failing), 0
         else:
@@ -302,21 +307,26 @@ def repair(spec: ChannelSpec, a: Assignment, rng, rounds: int = 30, candidates: 
 
 
 def recheck_redrawn(spec: ChannelSpec, a: Assignment, listen, redrawn: np.ndarray,
-                    max_bytes: int | None = None) -> np.ndarray:
+                    max_bytes: int | None = None, device: str | None = None) -> np.ndarray:
     """The failing outputs after the channels of `redrawn` were drawn anew, when every other
     output passed before and every output has q_j = 1 (bitcheck.py). Exact, by monotonicity:
     a neuron's listen set only gains features of the redrawn outputs (its other outputs are
     unchanged), so an output that passed and kept its channel can only fail through one of
     those features, on a neuron of a new channel. The redrawn outputs are checked in full;
-    the users of the new channels' neurons only on the words holding the redrawn operands."""
+    the users of the new channels' neurons only on the words holding the redrawn operands.
+    `device`: where the checks run (`failing_outputs`; the bitset is uploaded once)."""
     bits = listen_bits(a.n, spec.m, listen)
+    where = check_device(device)
+    if where is not None:
+        bits = bits_on(bits, where)
     redrawn = np.asarray(redrawn, dtype=np.int64)
     _, c_neu = csr.gather_rows(a.c_offsets, a.c_neurons, redrawn)
     others = np.setdiff1d(_outputs_using(a, c_neu), redrawn, assume_unique=True)
     _, feats = csr.gather_rows(spec.f_offsets, spec.f_features, redrawn)
-    bad = [failing_outputs_bits(spec, a, listen, redrawn, bits, max_bytes)]
+    bad = [failing_outputs_q1(spec, a, listen, redrawn, bits, max_bytes, device=device)]
     if len(others):
-        bad.append(failing_outputs_bits(spec, a, listen, others, bits, max_bytes, features=feats))
+        bad.append(failing_outputs_q1(spec, a, listen, others, bits, max_bytes, features=feats,
+                                      device=device))
     return np.sort(np.concatenate(bad))
 
 

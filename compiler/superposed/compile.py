@@ -173,7 +173,7 @@ def _smallest(spec, options: SuperposedOptions, goal: str) -> str:
 def _check_merged(spec, a, options) -> None:
     """The merged groups' assignment, re-checked by the exact criterion (groups share no
     neuron, so it holds when each group's does; this guards the merge itself)."""
-    bad = failing_outputs(spec, a, max_bytes=options.max_memory)
+    bad = failing_outputs(spec, a, max_bytes=options.max_memory, device=options.check_device)
     if len(bad):
         raise RuntimeError(f"internal error: {len(bad)} outputs of the merged channel "
                            "assignment are not exact")

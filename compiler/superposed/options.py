@@ -27,6 +27,9 @@ class SuperposedOptions:
     code_seed: int = 0
     # bytes the exactness check of one assignment may take (None: a quarter of the memory)
     max_memory: int | None = None
+    # where the bitset check of q = 1 outputs runs (bitcheck_torch.py): None = CUDA when torch
+    # sees a GPU, else numpy on the CPU; "cpu", "cuda" or "cuda:N" to choose
+    check_device: str | None = None
     # True: a width that cannot be honoured is an error (TargetUnavailable naming the smallest
     # exact width) instead of compiling those outputs densely, as the command line asks
     strict: bool = False

@@ -25,10 +25,11 @@ from .error_budget import within
 from .options import SuperposedOptions
 
 
-def attempt(spec, n, t, construction, seed, rounds, give_up=True, max_bytes=None):
+def attempt(spec, n, t, construction, seed, rounds, give_up=True, max_bytes=None, device=None):
     """One assignment of width n and channel size t by `construction`, repaired: (assignment,
     number of outputs still failing); (None, all outputs) when n neurons cannot hold channels
-    of t (one pool of at least t neurons per threshold class)."""
+    of t (one pool of at least t neurons per threshold class). `device`: where the exactness
+    check's bitset path runs (`channels.failing_outputs`)."""
     rng = np.random.default_rng(seed)
     if n < t * len(np.unique(spec.k)):
         return None, spec.n_outputs
@@ -39,7 +40,8 @@ def attempt(spec, n, t, construction, seed, rounds, give_up=True, max_bytes=None
     else:
         a = assign_random(spec, n, t, rng)
     left = repair(spec, a, rng, rounds=rounds,
-                  give_up=max(64, spec.n_outputs // 10) if give_up else None, max_bytes=max_bytes)
+                  give_up=max(64, spec.n_outputs // 10) if give_up else None, max_bytes=max_bytes,
+                  device=device)
     return a, left
 
 
@@ -86,7 +88,8 @@ def search(spec: ChannelSpec, options: SuperposedOptions, progress=None):
             if options.width > fits:
                 raise _too_big(spec, options.width, q_max, budget, fits)
             a, left = attempt(spec, options.width, t, options.construction, options.seed,
-                              options.repair_rounds, options.max_error is None, budget)
+                              options.repair_rounds, options.max_error is None, budget,
+                              options.check_device)
             _log(options, progress, {"n": options.width, "t": t, "failing": left})
             if a is not None and _accept(spec, a, left, options) and (best is None or a.n < best.n):
                 best = a
@@ -101,7 +104,7 @@ def search(spec: ChannelSpec, options: SuperposedOptions, progress=None):
         while lo < hi:                      # smallest n in [lo, hi] that works
             mid = (lo + hi) // 2
             a, left = attempt(spec, mid, t, options.construction, options.seed, options.repair_rounds,
-                              options.max_error is None, budget)
+                              options.max_error is None, budget, options.check_device)
             _log(options, progress, {"n": mid, "t": t, "failing": left})
             if a is not None and _accept(spec, a, left, options):
                 hi, found = mid, a
@@ -111,7 +114,8 @@ def search(spec: ChannelSpec, options: SuperposedOptions, progress=None):
                 break
         if found is None and lo == hi and (best is None or lo < best.n) and cut is not None:
             a, left = attempt(spec, lo, t, options.construction, options.seed,
-                              options.repair_rounds, options.max_error is None, budget)
+                              options.repair_rounds, options.max_error is None, budget,
+                              options.check_device)
             _log(options, progress, {"n": lo, "t": t, "failing": left})
             if a is not None and _accept(spec, a, left, options):
                 found = a
