@@ -5,7 +5,18 @@ pairs together, one gate level per iteration, visiting only the trees an input t
 Forwards: `forward` (0/1 features), `forward_active` (padded lists of active features),
 `forward_delta` (baseline plus changed entries, for the exhaustive verifier).
 
-Why skipping untouched trees is exact: docs/proofs/conditional.md
+Two walks, picked at construction (`walk="auto"`):
+
+* fixed (backends/tree_walk.py): when every gate has at most `tree_walk.MAX_TERMS` input and
+  register terms (tables, synthesised forests), the gates, leaves and tree outputs are padded
+  into dense tables and every touched pair descends exactly `depth` levels with fixed-shape
+  kernels: no host round trip per level (on CUDA one kernel sequence per level);
+* general: ragged terms, live pairs compacted after every level (any forest).
+
+`walk="fixed"` / `"general"` forces one (fixed raises ValueError outside the caps). With
+`walk="auto"` on CPU a forest whose leaves are not padded keeps the general walk (measured
+faster there); `walk_now` says which walk runs on the module's current device.
+Why skipping untouched trees, and the fixed walk, are exact: docs/proofs/conditional.md
 """
 
 from __future__ import annotations
@@ -17,6 +28,7 @@ import torch
 
 from .delta import DeltaResult, expand_slices, single_thread
 from .hooks import HookedRootModule, HookPoint
+from .tree_walk import FixedInputs, fixed_tables, leaf_outputs, touched, walk_to_leaves
 
 MAX_PAIRS = 1 << 20      # (input, tree) pairs, or output entries, walked per chunk
 DENSE_BITMAP = 1 << 24   # inputs x features of a chunk below which active sets are a bitmap
@@ -39,12 +51,16 @@ class ConditionalModule(HookedRootModule):
         dtype: the float type to compute in (float64 by default, exact for table keys).
         device: where to put the buffers (default: CUDA when available, else the CPU).
         max_pairs: batches are cut so one chunk walks at most this many (input, tree) pairs.
+        walk: "auto" (fixed-shape walk when the forest fits its caps, else general), "fixed"
+            or "general"; the tables built are `walk_path`, the walk taken on the current
+            device `walk_now`.
     """
 
     target = "conditional"
 
     def __init__(self, net, dtype: torch.dtype = torch.float64,
-                 device: Optional[torch.device | str] = None, max_pairs: int = MAX_PAIRS):
+                 device: Optional[torch.device | str] = None, max_pairs: int = MAX_PAIRS,
+                 walk: str = "auto"):
         super().__init__()
         f = net.forest
         self.net = net
@@ -58,6 +74,8 @@ class ConditionalModule(HookedRootModule):
             self.register_buffer(name, torch.as_tensor(
                 np.ascontiguousarray(arr), dtype=torch.long if kind in "iub" else dtype))
         self._derived(f, dtype)
+        self.walk_path, self.fixed_leaves = self._fixed(f, dtype, walk)
+        self.forced = walk != "auto"
         self._cache = {}
         self.hook_in = HookPoint()
         self.hook_out = HookPoint()
@@ -109,9 +127,41 @@ class ConditionalModule(HookedRootModule):
             buf(f"{prefix}_reg_col", cols[~inp] - m)
             buf(f"{prefix}_reg_val", vals[~inp], dtype)
 
+    def _fixed(self, f, dtype, walk: str) -> tuple:
+        """('fixed' or 'general', whether leaves are padded too); the padded tables as
+        buffers when the fixed walk is taken."""
+        if walk not in ("auto", "fixed", "general"):
+            raise ValueError(f"walk must be 'auto', 'fixed' or 'general', not {walk!r}")
+        tables = None if walk == "general" else fixed_tables(f)
+        if tables is None:
+            if walk == "fixed":
+                raise ValueError("walk='fixed': a gate has too many terms for the padded tables")
+            return "general", False
+        self.gate_terms = tuple(int(v) for v in tables.pop("fw_gate_shape"))  # (registers, inputs)
+        for name, arr in tables.items():
+            self.register_buffer(name, torch.as_tensor(
+                arr, dtype=torch.long if arr.dtype.kind in "iub" else dtype))
+        return "fixed", "fw_leaf_entries" in tables
+
     def _apply(self, fn, *args, **kwargs):
         self._cache = {}  # the baseline follows the buffers' device and dtype
         return super()._apply(fn, *args, **kwargs)
+
+    @property
+    def walk_now(self) -> str:
+        """The walk taken on the current device: 'fixed' or 'general'. With walk="auto" a CPU
+        module whose leaves are not padded takes the general walk (measured faster there: it
+        would build both input contexts); CUDA takes the fixed walk whenever it is built."""
+        if self.walk_path == "fixed" and (self.forced or self.fixed_leaves
+                                          or self.device.type != "cpu"):
+            return "fixed"
+        return "general"
+
+    @property
+    def all_pairs(self) -> bool:
+        """Few trees (fixed walk): every (input, tree) pair is walked, no selection of the
+        touched ones."""
+        return self.n_trees > 0 and hasattr(self, "fw_tree_feats") and self.walk_now == "fixed"
 
     @property
     def device(self) -> torch.device:
@@ -148,7 +198,7 @@ class ConditionalModule(HookedRootModule):
                 active[i, :len(r)] = list(r)
         active = torch.as_tensor(active, dtype=torch.long, device=self.device)
         active = active[None, :] if active.dim() == 1 else active
-        if active.numel() and (int(active.max()) >= self.n_inputs or int(active.min()) < -1):
+        if active.numel() and bool(((active >= self.n_inputs) | (active < -1)).any()):  # 1 sync
             raise ValueError(f"active features must be in [0, {self.n_inputs}) or -1 (padding)")
         return active
 
@@ -170,11 +220,15 @@ class ConditionalModule(HookedRootModule):
     def forward_active(self, active) -> torch.Tensor:
         """Read-out values [B, n_out] for padded active-feature lists [B, w] (-1 = none)."""
         active = self._as_active(active)
-        y = self.baseline().expand(active.shape[0], -1).clone()
+        B, n_out = active.shape[0], self.n_outputs
+        flat = self.baseline().new_empty(B * n_out + 1)          # + one dump cell at the end
+        y = flat[:-1].view(B, n_out)
+        y.copy_(self.baseline().expand(B, -1))
         with single_thread(self.device):
             for lo, hi in self._chunks(active):
                 s, out, val = self._changes(active[lo:hi])
-                y[s + lo, out] = val
+                # padding cells of the fixed walk (output n_out) go to the dump cell
+                flat[torch.where(out < n_out, (s + lo) * n_out + out, B * n_out)] = val
         return y
 
     @torch.no_grad()
@@ -190,7 +244,11 @@ class ConditionalModule(HookedRootModule):
         with single_thread(self.device):
             for lo, hi in self._chunks(active):
                 s, out, val = self._changes(active[lo:hi])
-                parts.append(((s + lo) * n_out + out, val))
+                real = out < self.n_outputs                    # padding cells of the fixed walk
+                if self.all_pairs:                             # only the trees touched
+                    hit = touched(self, active[lo:hi])
+                    real &= hit[s, self.output_tree[out.clamp(max=self.n_outputs - 1)]]
+                parts.append(((s[real] + lo) * n_out + out[real], val[real]))
         keys = torch.cat([p[0] for p in parts]) if parts else self._empty(torch.long)
         vals = torch.cat([p[1] for p in parts]) if parts else self._empty(self.dtype)
         keys, order = torch.sort(keys)
@@ -210,22 +268,26 @@ class ConditionalModule(HookedRootModule):
     def baseline(self) -> torch.Tensor:
         """Read-out [n_out] of the all-zero input (every tree walked once; cached)."""
         if "base" not in self._cache:
-            y = torch.zeros(self.n_outputs, dtype=self.dtype, device=self.device)
+            y = torch.zeros(self.n_outputs + 1, dtype=self.dtype, device=self.device)
+            zero = torch.full((1, 1), -1, dtype=torch.long, device=self.device)
             with single_thread(self.device), torch.no_grad():
                 for lo in range(0, self.n_trees, self.max_pairs):
                     tree = torch.arange(lo, min(lo + self.max_pairs, self.n_trees),
                                         device=self.device)
-                    ctx = _Inputs(self, torch.full((1, 1), -1, dtype=torch.long,
-                                                   device=self.device))
-                    _, out, val = self._walk(ctx, torch.zeros_like(tree), tree)
+                    _, out, val = self._walk(zero, torch.zeros_like(tree), tree)
                     y[out] = val
-            self._cache["base"] = y
+            self._cache["base"] = y[:self.n_outputs]
         return self._cache["base"]
 
     # ------------------------------------------------------------ the walk
     def _chunks(self, active: torch.Tensor):
         """(lo, hi) sample ranges, each touching about `max_pairs` trees or output entries."""
         B = active.shape[0]
+        if self.all_pairs:            # every pair walked: a fixed cost per input, no sync
+            step = max(1, self.max_pairs // max(self.n_trees * (1 + self.fw_tree_outputs.shape[1])
+                                                if self.fixed_leaves else
+                                                self.n_trees + len(self.to_output), 1))
+            return [(lo, min(lo + step, B)) for lo in range(0, B, step)]
         cost = self._cache.get("feature_cost")
         if cost is None:
             per_tree = 1 + (self.to_ptr[1:] - self.to_ptr[:-1])
@@ -240,8 +302,12 @@ class ConditionalModule(HookedRootModule):
         return [(lo, hi) for lo, hi in zip(edges[:-1], edges[1:]) if hi > lo]
 
     def _changes(self, active: torch.Tensor):
-        """(sample, output, value) for every output of every tree the samples touch."""
-        ctx = _Inputs(self, active)
+        """(sample, output, value) for every output of every tree the samples touch (the fixed
+        walk adds padding cells with output n_out, and with `all_pairs` untouched trees)."""
+        if self.all_pairs:
+            B, T = active.shape[0], self.n_trees
+            pairs = torch.arange(B * T, device=self.device)
+            return self._walk(active, pairs // T, pairs % T)
         b_idx, slot = torch.nonzero(active >= 0, as_tuple=True)
         feats = active[b_idx, slot]
         lo = torch.searchsorted(self.ft_feature, feats)
@@ -249,11 +315,18 @@ class ConditionalModule(HookedRootModule):
         which, entry = _expand_ranges(lo, hi)
         T = max(self.n_trees, 1)
         pairs = torch.unique(b_idx[which] * T + self.ft_tree[entry])
-        return self._walk(ctx, pairs // T, pairs % T)
+        return self._walk(active, pairs // T, pairs % T)
 
-    def _walk(self, ctx: "_Inputs", sample: torch.Tensor, tree: torch.Tensor):
+    def _walk(self, active: torch.Tensor, sample: torch.Tensor, tree: torch.Tensor):
         """Walk (sample, tree) pairs to their leaves; (sample, output, value) of the trees'
         outputs (0 unless the leaf writes them)."""
+        if self.walk_now == "fixed":
+            inputs = FixedInputs(self, active)
+            leaf = walk_to_leaves(self, inputs, sample, tree)
+            if self.fixed_leaves:
+                return leaf_outputs(self, inputs, sample, tree, leaf)
+            return self._leaf_outputs(_Inputs(self, active), sample, tree, leaf)
+        ctx = _Inputs(self, active)
         code = self.tree_root[tree].clone()
         live = torch.nonzero(code >= 0, as_tuple=True)[0]
         for _ in range(self.depth + 1):
@@ -265,11 +338,14 @@ class ConditionalModule(HookedRootModule):
             live = live[code[live] >= 0]
         if live.numel():
             raise RuntimeError("the walk did not reach a leaf (the forest is not a tree)")
-        # every output of the tree: 0, then the leaf's entries
+        return self._leaf_outputs(ctx, sample, tree, -1 - code)
+
+    def _leaf_outputs(self, ctx: "_Inputs", sample, tree, leaf):
+        """(sample, output, value) of every output of each pair's tree: 0, or the entry of
+        the leaf reached (ragged expansion)."""
         which, pos = expand_slices(self.to_ptr, tree)
         out_s, out_o = sample[which], self.to_output[pos]
         y_keys = out_s * max(self.n_outputs, 1) + out_o
-        leaf = -1 - code
         which, entry = expand_slices(self.leaf_offsets, leaf)
         e_sample = sample[which]
         e_val = ctx.affine("e", self.entry_const, entry, e_sample)
