@@ -153,15 +153,27 @@ class LinearKernel:
         return min(self.timings, key=self.timings.get)
 
 
+def integer_row_bounds(rows, vals, bias, n_out: int):
+    """(sum_j |w_rj| per row, |b_r|) as float64 tensors when every weight and bias is an
+    integer, else None: what bounds every partial sum of W h + b for integer inputs, shared by
+    the exact-float16 limit here and `SupLayer.exact_sums`."""
+    vals, bias = vals.detach(), bias.detach()
+    if not (torch.equal(vals, vals.round()) and torch.equal(bias, bias.round())):
+        return None
+    row_l1 = torch.zeros(n_out, dtype=torch.float64, device=vals.device)
+    row_l1.index_add_(0, rows, vals.abs().double())
+    return row_l1, bias.abs().double()
+
+
 def half_input_limit(rows, vals, bias, n_out: int) -> int:
     """The largest H such that, for integer inputs of magnitude <= H, every partial sum of
     W h + b is an integer of magnitude <= 2^11 (exact in float16); 0 when none (float weights,
     or a bias or row too large)."""
-    if len(bias) == 0 or not (torch.equal(vals, vals.round()) and torch.equal(bias, bias.round())):
+    bounds = integer_row_bounds(rows, vals, bias, n_out) if len(bias) else None
+    if bounds is None:
         return 0
-    row_l1 = torch.zeros(n_out, dtype=torch.float64, device=vals.device)
-    row_l1.index_add_(0, rows, vals.detach().abs().double())
-    room = HALF_EXACT - bias.detach().abs().double()
+    row_l1, abs_bias = bounds
+    room = HALF_EXACT - abs_bias
     if bool((room < 0).any()):
         return 0
     used = row_l1 > 0

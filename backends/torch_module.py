@@ -39,7 +39,7 @@ from compiler.network import ROLE_NAMES, Layer, Network
 from .delta import DeltaForward, DeltaResult
 from .ground_truth import GroundTruth, ground_truth
 from .hooks import HookedRootModule, HookPoint
-from .kernels import LinearKernel
+from .kernels import LinearKernel, integer_row_bounds
 
 DENSE_LIMIT = 1 << 22  # a float (non-integer) layer with at most this many cells runs dense
 DELTA_WIDTH = 1 << 14  # layers wider than this make forward_active event-driven
@@ -139,13 +139,12 @@ class SupLayer(nn.Module):
         """Whether W h + b is exact in the dtype, in any summation order, for every 0/1 (or
         small integer) input: integer weights and bias whose row sums of |w| plus |b| stay
         below the dtype's integer range (2^24 for float32)."""
-        vals, bias = self.vals.detach(), self.bias.detach()
-        if not (torch.equal(vals, vals.round()) and torch.equal(bias, bias.round())):
+        bounds = integer_row_bounds(self.rows, self.vals, self.bias, self.n_out)
+        if bounds is None:
             return False
-        row_sum = torch.zeros(self.n_out, dtype=torch.float64, device=vals.device)
-        row_sum.index_add_(0, self.rows, vals.abs().double())
-        limit = 2.0 / torch.finfo(vals.dtype).eps      # 2^24 for float32, 2^11 for float16
-        return bool((row_sum + bias.abs().double() < limit).all())
+        row_l1, abs_bias = bounds
+        limit = 2.0 / torch.finfo(self.vals.dtype).eps  # 2^24 for float32, 2^11 for float16
+        return bool((row_l1 + abs_bias < limit).all())
 
     def weight(self) -> torch.Tensor:
         """W as a dense [n_out, n_in] tensor (differentiable in `vals`; duplicates add)."""
