@@ -62,38 +62,68 @@ def failing_outputs_bits(spec, a, listen, outputs: np.ndarray, bits=None,
         bits = listen_bits(a.n, spec.m, listen)
     position = None
     if features is not None:
-        kept = np.unique(np.asarray(features, dtype=np.int64) >> 6)
-        position = np.full(bits.shape[1], -1, dtype=np.int64)
-        position[kept] = np.arange(len(kept))
+        kept, position = word_positions(features, bits.shape[1])
         bits = np.ascontiguousarray(bits[:, kept])
     words = bits.shape[1]
     step = max(1, BLOCK_WORDS // words)
     if max_bytes is not None:
         step = max(1, min(step, (max_bytes - bits.nbytes) // (16 * words + 256)))
-    sizes = csr.lengths(a.c_offsets)[outputs]
-    bad = [outputs[sizes == 0]]                 # an empty channel reads -(0 - 1) = 1: always on
-    for t in np.unique(sizes[sizes > 0]).tolist():
-        group = outputs[sizes == t]
-        for start in range(0, len(group), step):
-            block = group[start:start + step]
-            bad.append(block[_block_fails(spec, a, bits, block, t, position)])
+    always, blocks = channel_blocks(a, outputs, step)
+    bad = [always] + [block[_block_fails(spec, a, bits, block, t, position)]
+                      for t, block in blocks]
     return np.sort(np.concatenate(bad))
 
 
-def _block_fails(spec, a, bits, block: np.ndarray, t: int, position=None) -> np.ndarray:
-    """bool per output of `block` (channels of t neurons): fails the q = 1 criterion (within
-    the words of `bits`; `position`: word -> column of `bits`, -1 when left out)."""
-    chan = a.c_neurons[a.c_offsets[block][:, None] + np.arange(t)[None, :]]
-    acc = bits[chan[:, 0]]
-    for s in range(1, t):
-        acc &= bits[chan[:, s]]
-    total = np.bitwise_count(acc).sum(axis=1, dtype=np.int64)
+def word_positions(features, n_words: int):
+    """(kept words, word -> column among them or -1) for a partial check on the 64-feature
+    words holding `features`."""
+    kept = np.unique(np.asarray(features, dtype=np.int64) >> 6)
+    position = np.full(n_words, -1, dtype=np.int64)
+    position[kept] = np.arange(len(kept))
+    return kept, position
+
+
+def channel_blocks(a, outputs: np.ndarray, step: int):
+    """(outputs with an empty channel, which always fail: an empty channel reads -(0 - 1) = 1;
+    an iterator of (t, block): the other outputs grouped by channel size t, in blocks of at
+    most `step`)."""
+    sizes = csr.lengths(a.c_offsets)[outputs]
+
+    def blocks():
+        for t in np.unique(sizes[sizes > 0]).tolist():
+            group = outputs[sizes == t]
+            for start in range(0, len(group), step):
+                yield t, group[start:start + step]
+    return outputs[sizes == 0], blocks()
+
+
+def channel_neurons(a, block: np.ndarray, t: int) -> np.ndarray:
+    """[len(block), t]: the neurons of each output's channel (all of size t)."""
+    return a.c_neurons[a.c_offsets[block][:, None] + np.arange(t)[None, :]]
+
+
+def operand_cells(spec, block: np.ndarray, position=None):
+    """(row in block, word, bit in word) of every operand feature of the outputs of `block`;
+    with `position` (word -> column, -1 when left out) words are columns and left-out words
+    are dropped."""
     f_off, f_feat = csr.gather_rows(spec.f_offsets, spec.f_features, block)
     row = csr.row_of_each(f_off)
     word = f_feat >> 6
     if position is not None:
         word = position[word]
         row, word, f_feat = row[word >= 0], word[word >= 0], f_feat[word >= 0]
-    inside = (acc[row, word] >> (f_feat & 63).astype(np.uint64)) & np.uint64(1)
+    return row, word, f_feat & 63
+
+
+def _block_fails(spec, a, bits, block: np.ndarray, t: int, position=None) -> np.ndarray:
+    """bool per output of `block` (channels of t neurons): fails the q = 1 criterion (within
+    the words of `bits`; `position`: word -> column of `bits`, -1 when left out)."""
+    chan = channel_neurons(a, block, t)
+    acc = bits[chan[:, 0]]
+    for s in range(1, t):
+        acc &= bits[chan[:, s]]
+    total = np.bitwise_count(acc).sum(axis=1, dtype=np.int64)
+    row, word, bit = operand_cells(spec, block, position)
+    inside = (acc[row, word] >> bit.astype(np.uint64)) & np.uint64(1)
     own = np.bincount(row, weights=inside.astype(np.float64), minlength=len(block))
     return total > own.astype(np.int64)

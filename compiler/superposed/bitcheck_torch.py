@@ -27,9 +27,8 @@ from functools import lru_cache
 
 import numpy as np
 
-from dsl import csr
-
-from .bitcheck import failing_outputs_bits, listen_bits
+from .bitcheck import (channel_blocks, channel_neurons, failing_outputs_bits, listen_bits,
+                       operand_cells, word_positions)
 
 BIT_MASKS = (np.uint64(1) << np.arange(64, dtype=np.uint64)).view(np.int64)   # bit b -> 1 << b
 BLOCK_WORDS_CPU = 1 << 18      # words of one block's accumulator on the CPU (2 MiB: in cache)
@@ -104,9 +103,7 @@ def failing_outputs_bits_torch(spec, a, listen, outputs: np.ndarray, bits=None,
     bits = bits_on(bits, device)
     position = None
     if features is not None:
-        kept = np.unique(np.asarray(features, dtype=np.int64) >> 6)
-        position = np.full(bits.shape[1], -1, dtype=np.int64)
-        position[kept] = np.arange(len(kept))
+        kept, position = word_positions(features, bits.shape[1])
         bits = bits.index_select(1, torch.as_tensor(kept, device=bits.device))
     words = bits.shape[1]
     step = max(1, block_words(device) // words)
@@ -114,14 +111,9 @@ def failing_outputs_bits_torch(spec, a, listen, outputs: np.ndarray, bits=None,
         used = bits.numel() * 8
         step = max(1, min(step, (max_bytes - used) // (24 * words + 256)))
     masks = torch.as_tensor(BIT_MASKS, device=bits.device)
-    sizes = csr.lengths(a.c_offsets)[outputs]
-    bad = [outputs[sizes == 0]]                 # an empty channel reads -(0 - 1) = 1: always on
-    for t in np.unique(sizes[sizes > 0]).tolist():
-        group = outputs[sizes == t]
-        for start in range(0, len(group), step):
-            block = group[start:start + step]
-            fails = block_fails_torch(spec, a, bits, masks, block, t, position)
-            bad.append(block[fails.cpu().numpy()])
+    always, blocks = channel_blocks(a, outputs, step)
+    bad = [always] + [block[block_fails_torch(spec, a, bits, masks, block, t, position)
+                            .cpu().numpy()] for t, block in blocks]
     return np.sort(np.concatenate(bad))
 
 
@@ -131,21 +123,14 @@ def block_fails_torch(spec, a, bits, masks, block: np.ndarray, t: int, position=
     word -> column of `bits`, -1 when left out)."""
     import torch  # heavy: importing the compiler stays light (see the module docstring)
     dev = bits.device
-    chan = a.c_neurons[a.c_offsets[block][:, None] + np.arange(t)[None, :]]
-    chan = torch.as_tensor(chan, device=dev)
+    chan = torch.as_tensor(channel_neurons(a, block, t), device=dev)
     acc = bits.index_select(0, chan[:, 0])
     for s in range(1, t):
         acc &= bits.index_select(0, chan[:, s])
-    f_off, f_feat = csr.gather_rows(spec.f_offsets, spec.f_features, block)
-    row = csr.row_of_each(f_off)
-    word = f_feat >> 6
-    if position is not None:
-        word = position[word]
-        row, word, f_feat = row[word >= 0], word[word >= 0], f_feat[word >= 0]
-    words = acc.shape[1]
-    cell = torch.as_tensor(row * words + word, device=dev)
+    row, word, bit = operand_cells(spec, block, position)
+    cell = torch.as_tensor(row * acc.shape[1] + word, device=dev)
     clear = torch.zeros(acc.numel(), dtype=torch.int64, device=dev)
-    clear.index_add_(0, cell, masks[torch.as_tensor(f_feat & 63, device=dev)])
+    clear.index_add_(0, cell, masks[torch.as_tensor(bit, device=dev)])
     acc &= ~clear.view_as(acc)
     return (acc != 0).any(dim=1)
 
