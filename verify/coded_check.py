@@ -60,6 +60,16 @@ COST_UNIT = 2.5e-8        # seconds per unit of `choose_level`'s estimate (2-cor
 # ---------------------------------------------------------------- applicability
 
 
+def affine_readout_problem(layers) -> str:
+    """'' when the last of `layers` is an affine read-out (no ReLU) after at least one other
+    layer, else why not (shared by this path and the event-driven queries' check)."""
+    if len(layers) < 2:
+        return "the read-out is the network's only layer"
+    if layers[-1].relu:
+        return "the read-out layer has a ReLU"
+    return ""
+
+
 def coded_problem(module) -> str:
     """Why this path does not apply to `module`, or '' when it does: a layered module whose
     read-out is an affine layer after at least one other layer, with at most MAX_ROW entries
@@ -67,10 +77,9 @@ def coded_problem(module) -> str:
     if not isinstance(module, SupModule):
         return "not a layered network"
     layers = module.layers()
-    if len(layers) < 2:
-        return "the read-out is the network's only layer"
-    if layers[-1].relu:
-        return "the read-out layer has a ReLU"
+    why = affine_readout_problem(layers)
+    if why:
+        return why
     last = layers[-1]
     widest = int(torch.bincount(last.rows, minlength=last.n_out).max()) if len(last.rows) else 0
     if widest > MAX_ROW:

@@ -30,8 +30,8 @@ from dsl.semantics import DONT_CARE, evaluate_active
 from .compare import MARGIN_FLOOR, contains_sorted as _contains, is_wrong, lookup_sorted, margins  # noqa: F401
 from .compare import decision_threshold
 from .block_check import BlockCheck, domain_blocks, integer_network
-from .coded_check import (CodedCheck, coded_problem, prefers_coded, run_coded,
-                          sample_inputs)
+from .coded_check import (CodedCheck, affine_readout_problem, coded_problem, prefers_coded,
+                          run_coded, sample_inputs)
 from .dense_check import delta_cost, dense_cost, readout_for
 from .progress import progress_bar
 from .smt import module_layers, rounding_bounds
@@ -198,12 +198,7 @@ def delta_problem(module) -> str:
     path, with the module's own forward_active (verify/dense_check.py `readout_for`)."""
     if not isinstance(module, SupModule):       # a forest: its own event-driven engine
         return ""
-    layers = module.layers()
-    if len(layers) < 2:
-        return "the read-out is the network's only layer"
-    if layers[-1].relu:
-        return "the read-out layer has a ReLU"
-    return ""
+    return affine_readout_problem(module.layers())
 
 
 def _overlay(keys, change_keys, change_values, base_values):
